@@ -1,0 +1,875 @@
+//! Loading `forms/*.yaml` and checking every rule a form must satisfy before residents
+//! see it. Problems carry file, line and question id so `genderlens forms check` can
+//! point at them.
+
+use super::expr::Expr;
+use super::model::*;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+#[derive(Clone, Debug)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub question: Option<String>,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        let level = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, ": {level}: ")?;
+        if let Some(q) = &self.question {
+            write!(f, "question `{q}`: ")?;
+        }
+        write!(f, "{}", self.message)
+    }
+}
+
+/// Forms that loaded, and every problem found on the way.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub forms: Vec<Form>,
+    pub problems: Vec<Problem>,
+}
+
+impl LoadReport {
+    pub fn has_errors(&self) -> bool {
+        self.problems.iter().any(|p| p.severity == Severity::Error)
+    }
+}
+
+/// Largest number of options of a `select_multiple`: a selection is kept as a bit set
+/// inside an f64, exact up to 2^53.
+const MAX_MULTI_OPTIONS: usize = 53;
+/// `by` dimensions are stored as columns of the responses table.
+pub const MAX_BY_DIMENSIONS: usize = 4;
+
+/// Loads every `*.yaml`/`*.yml` form in `dir` (sorted by name, so reports are stable).
+pub fn load_dir(dir: &Path) -> LoadReport {
+    let mut report = LoadReport::default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) => {
+            report.problems.push(Problem {
+                file: dir.to_owned(),
+                line: None,
+                question: None,
+                severity: Severity::Error,
+                message: format!("cannot read the forms directory: {err}"),
+            });
+            return report;
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|ext| ext == "yaml" || ext == "yml")
+        })
+        .collect();
+    paths.sort();
+    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    for path in paths {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) => {
+                report.problems.push(Problem {
+                    file: path.clone(),
+                    line: None,
+                    question: None,
+                    severity: Severity::Error,
+                    message: format!("cannot read the file: {err}"),
+                });
+                continue;
+            }
+        };
+        let (form, problems) = load_str(&path, &text);
+        report.problems.extend(problems);
+        if let Some(form) = form {
+            if let Some(first) = seen.get(&form.id) {
+                report.problems.push(Problem {
+                    file: path.clone(),
+                    line: find_line(&text, "id", &form.id),
+                    question: None,
+                    severity: Severity::Error,
+                    message: format!(
+                        "form id `{}` is already used by {}",
+                        form.id,
+                        first.display()
+                    ),
+                });
+                continue;
+            }
+            seen.insert(form.id.clone(), path.clone());
+            report.forms.push(form);
+        }
+    }
+    report
+}
+
+/// Parses and checks one form file. The form is returned only when it has no errors.
+pub fn load_str(path: &Path, text: &str) -> (Option<Form>, Vec<Problem>) {
+    let file: FormFile = match serde_norway::from_str(text) {
+        Ok(file) => file,
+        Err(err) => {
+            let problem = Problem {
+                file: path.to_owned(),
+                line: err.location().map(|l| l.line()),
+                question: None,
+                severity: Severity::Error,
+                message: format!("not a valid form file: {err}"),
+            };
+            return (None, vec![problem]);
+        }
+    };
+    let mut checker = Checker {
+        path,
+        text,
+        problems: Vec::new(),
+    };
+    let form = checker.check(file);
+    let has_errors = checker
+        .problems
+        .iter()
+        .any(|p| p.severity == Severity::Error);
+    (form.filter(|_| !has_errors), checker.problems)
+}
+
+/// Finds the line (1-based) where `key: value` is written, for pointing at a problem.
+fn find_line(text: &str, key: &str, value: &str) -> Option<usize> {
+    let quoted = regex::escape(value);
+    let pattern = format!(
+        r#"(^|[\s{{,-]){}\s*:\s*["']?{}["']?\s*($|[,}}#])"#,
+        regex::escape(key),
+        quoted
+    );
+    let re = regex::Regex::new(&pattern).ok()?;
+    text.lines()
+        .position(|line| re.is_match(line))
+        .map(|i| i + 1)
+}
+
+fn is_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+}
+
+fn is_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && s.len() <= 64
+}
+
+struct Checker<'a> {
+    path: &'a Path,
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn push(&mut self, severity: Severity, question: Option<&str>, message: String) {
+        let line = match question {
+            Some(q) => find_line(self.text, "id", q),
+            None => None,
+        };
+        self.problems.push(Problem {
+            file: self.path.to_owned(),
+            line,
+            question: question.map(str::to_owned),
+            severity,
+            message,
+        });
+    }
+
+    fn error(&mut self, question: Option<&str>, message: String) {
+        self.push(Severity::Error, question, message);
+    }
+
+    fn error_at(&mut self, key: &str, value: &str, message: String) {
+        self.problems.push(Problem {
+            file: self.path.to_owned(),
+            line: find_line(self.text, key, value),
+            question: None,
+            severity: Severity::Error,
+            message,
+        });
+    }
+
+    /// Every declared language should have a translation; a missing one falls back to
+    /// the default language, which must be there.
+    fn check_text(
+        &mut self,
+        text: &Text,
+        languages: &[String],
+        question: Option<&str>,
+        what: &str,
+    ) {
+        let Text::ByLanguage(map) = text else { return };
+        for (i, lang) in languages.iter().enumerate() {
+            if !text.has(lang) {
+                if i == 0 {
+                    self.error(
+                        question,
+                        format!("{what} has no text in the default language `{lang}`"),
+                    );
+                } else {
+                    self.push(
+                        Severity::Warning,
+                        question,
+                        format!(
+                            "{what} has no `{lang}` translation; the default language is shown"
+                        ),
+                    );
+                }
+            }
+        }
+        for lang in map.keys() {
+            if !languages.contains(lang) {
+                self.push(
+                    Severity::Warning,
+                    question,
+                    format!("{what} has text in `{lang}`, which is not in the form's languages"),
+                );
+            }
+        }
+    }
+
+    fn check(&mut self, file: FormFile) -> Option<Form> {
+        if !is_slug(&file.id) {
+            self.error_at(
+                "id",
+                &file.id,
+                format!(
+                    "form id `{}` must be a url-safe slug (a-z, 0-9, -; at most 64 characters)",
+                    file.id
+                ),
+            );
+        }
+        if file.version == 0 {
+            self.error(None, "version must be 1 or more".into());
+        }
+        if file.languages.is_empty() {
+            self.error(None, "languages must list at least one language".into());
+        }
+        let mut langs = HashSet::new();
+        for lang in &file.languages {
+            let valid = (2..=8).contains(&lang.len())
+                && lang.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !valid || !langs.insert(lang.as_str()) {
+                self.error(
+                    None,
+                    format!("language `{lang}` is not a valid, distinct code"),
+                );
+            }
+        }
+        let languages = file.languages.clone();
+        self.check_text(&file.title, &languages, None, "the title");
+        if let Some(d) = &file.description {
+            self.check_text(d, &languages, None, "the description");
+        }
+        for owner in &file.owners {
+            if !validator::ValidateEmail::validate_email(owner) {
+                self.error_at(
+                    "owners",
+                    owner,
+                    format!("owner `{owner}` is not an email address"),
+                );
+            }
+        }
+        if let (Some(open), Some(close)) = (file.opens_at, file.closes_at) {
+            if close <= open {
+                self.error(None, "closes_at must be after opens_at".into());
+            }
+        }
+        if file.notify.milestones.windows(2).any(|w| w[0] >= w[1])
+            || file.notify.milestones.contains(&0)
+        {
+            self.error(
+                None,
+                "notify.milestones must be positive and increasing".into(),
+            );
+        }
+
+        // Choice lists.
+        for (name, list) in &file.choices {
+            if list.is_empty() {
+                self.error_at(name, "", format!("choice list `{name}` is empty"));
+            }
+            let mut values = HashSet::new();
+            for choice in list {
+                if !is_name(&choice.value) && !choice.value.bytes().all(|b| b.is_ascii_digit()) {
+                    self.error_at(
+                        "value",
+                        &choice.value,
+                        format!(
+                            "choice `{}` in list `{name}`: values are names without spaces",
+                            choice.value
+                        ),
+                    );
+                }
+                if !values.insert(choice.value.as_str()) {
+                    self.error_at(
+                        "value",
+                        &choice.value,
+                        format!("choice `{}` appears twice in list `{name}`", choice.value),
+                    );
+                }
+                let what = format!("the label of choice `{}` in list `{name}`", choice.value);
+                self.check_text(&choice.label, &languages, None, &what);
+            }
+        }
+
+        // Flatten the question tree.
+        let mut questions = Vec::new();
+        self.flatten(&file.questions, None, &mut questions);
+        if questions.is_empty() {
+            self.error(None, "the form has no questions".into());
+        }
+        let mut index = HashMap::new();
+        for (i, q) in questions.iter().enumerate() {
+            if !is_name(&q.id) {
+                self.error(
+                    Some(&q.id),
+                    "ids start with a letter and use letters, digits and _ only".into(),
+                );
+            }
+            if index.insert(q.id.clone(), i).is_some() {
+                self.error(
+                    Some(&q.id),
+                    "this id is used by more than one question".into(),
+                );
+            }
+        }
+        for i in 0..questions.len() {
+            self.check_question(&mut questions, i, &file, &index);
+        }
+        let eval_order = self.dependency_order(&questions, &index);
+
+        let sex = self.check_disaggregation(&file, &questions, &index);
+        self.check_weight(&file, &questions, &index);
+
+        let mut slots = Vec::new();
+        for (i, q) in questions.iter_mut().enumerate() {
+            let kind = match q.kind {
+                QuestionType::SelectOne | QuestionType::Likert => Some(SlotKind::Choice),
+                QuestionType::SelectMultiple => Some(SlotKind::Multi),
+                QuestionType::Integer | QuestionType::Decimal => Some(SlotKind::Number),
+                QuestionType::Date => Some(SlotKind::Date),
+                QuestionType::Calculate if q.choices.is_some() => Some(SlotKind::Choice),
+                QuestionType::Calculate => Some(SlotKind::Number),
+                QuestionType::Text | QuestionType::Note | QuestionType::Group => None,
+            };
+            if let Some(kind) = kind {
+                q.compiled.slot = Some(slots.len());
+                slots.push((i, kind));
+            }
+        }
+
+        let hash = {
+            let canonical = serde_json::to_vec(&file).unwrap_or_default();
+            hex::encode(Sha256::digest(&canonical))
+        };
+        let sex = sex?;
+        Some(Form {
+            id: file.id.clone(),
+            version: file.version,
+            title: file.title.clone(),
+            description: file.description.clone(),
+            languages,
+            owners: file.owners.clone(),
+            status: file.status,
+            opens_at: file.opens_at,
+            closes_at: file.closes_at,
+            public_indicators: file.public_indicators,
+            notify: file.notify.clone(),
+            disaggregation: file.disaggregation.clone(),
+            weight: file.weight.clone(),
+            questions,
+            choices: file.choices.clone(),
+            hash,
+            index,
+            eval_order,
+            sex,
+            slots,
+            source: file,
+        })
+    }
+
+    fn flatten(&mut self, list: &[QuestionFile], parent: Option<usize>, out: &mut Vec<Question>) {
+        for q in list {
+            let group = parent.map(|p: usize| out[p].id.clone());
+            let position = out.len();
+            out.push(Question {
+                id: q.id.clone(),
+                kind: q.kind,
+                label: q.label.clone(),
+                hint: q.hint.clone(),
+                required: q.required,
+                relevant: q.relevant.clone(),
+                constraint: q.constraint.clone(),
+                constraint_message: q.constraint_message.clone(),
+                min: q.min,
+                max: q.max,
+                max_length: q.max_length,
+                choices: q.choices.clone(),
+                calculation: q.calculation.clone(),
+                group,
+                compiled: CompiledQuestion {
+                    parent,
+                    ..CompiledQuestion::default()
+                },
+            });
+            if q.kind == QuestionType::Group {
+                if q.questions.is_empty() {
+                    self.error(Some(&q.id), "a group needs `questions`".into());
+                }
+                self.flatten(&q.questions, Some(position), out);
+            } else if !q.questions.is_empty() {
+                self.error(Some(&q.id), "only a `group` may have `questions`".into());
+            }
+        }
+    }
+
+    fn parse_expr(
+        &mut self,
+        q: &str,
+        key: &str,
+        src: &Option<String>,
+        index: &HashMap<String, usize>,
+        allow_current: bool,
+    ) -> Option<Expr> {
+        let src = src.as_deref()?;
+        match Expr::parse(src) {
+            Ok(expr) => {
+                for name in expr.references() {
+                    if !index.contains_key(&name) {
+                        self.error(
+                            Some(q),
+                            format!("`{key}` refers to unknown question ${{{name}}}"),
+                        );
+                    }
+                }
+                if expr.uses_current() && !allow_current {
+                    self.error(
+                        Some(q),
+                        format!("`.` may only be used in `constraint`, not in `{key}`"),
+                    );
+                }
+                Some(expr)
+            }
+            Err(err) => {
+                self.error(Some(q), format!("`{key}` does not parse: {err}"));
+                None
+            }
+        }
+    }
+
+    fn check_question(
+        &mut self,
+        questions: &mut [Question],
+        i: usize,
+        file: &FormFile,
+        index: &HashMap<String, usize>,
+    ) {
+        let q = questions[i].clone();
+        let id = q.id.as_str();
+        let kind = q.kind;
+        let languages = &file.languages;
+        match (&q.label, kind) {
+            (None, QuestionType::Calculate) => {}
+            (None, _) => self.error(Some(id), "a label is required".into()),
+            (Some(label), _) => self.check_text(label, languages, Some(id), "the label"),
+        }
+        if let Some(hint) = &q.hint {
+            self.check_text(hint, languages, Some(id), "the hint");
+        }
+        if let Some(msg) = &q.constraint_message {
+            self.check_text(msg, languages, Some(id), "the constraint message");
+        }
+        if q.required && !kind.is_answerable() {
+            self.error(
+                Some(id),
+                format!("a {kind:?} question cannot be required").to_lowercase(),
+            );
+        }
+        if (q.min.is_some() || q.max.is_some()) && !kind.is_numeric() {
+            self.error(
+                Some(id),
+                "min/max apply to integer and decimal questions only".into(),
+            );
+        }
+        if let (Some(min), Some(max)) = (q.min, q.max) {
+            if min > max {
+                self.error(Some(id), format!("min {min} is greater than max {max}"));
+            }
+        }
+        if q.max_length.is_some() && kind != QuestionType::Text {
+            self.error(Some(id), "max_length applies to text questions only".into());
+        }
+        match (&q.choices, kind) {
+            (Some(list), k) if k.has_choices() || k == QuestionType::Calculate => {
+                match file.choices.get(list) {
+                    None => self.error(Some(id), format!("choice list `{list}` does not exist")),
+                    Some(options) if kind == QuestionType::Likert && options.len() < 2 => {
+                        self.error(Some(id), "a likert scale needs at least 2 options".into())
+                    }
+                    Some(options)
+                        if kind == QuestionType::SelectMultiple
+                            && options.len() > MAX_MULTI_OPTIONS =>
+                    {
+                        self.error(
+                            Some(id),
+                            format!("select_multiple supports at most {MAX_MULTI_OPTIONS} options"),
+                        )
+                    }
+                    Some(_) => {}
+                }
+            }
+            (None, k) if k.has_choices() => {
+                self.error(Some(id), "this question type needs `choices`".into())
+            }
+            (Some(_), _) => self.error(
+                Some(id),
+                "`choices` does not apply to this question type".into(),
+            ),
+            (None, _) => {}
+        }
+        match (&q.calculation, kind) {
+            (None, QuestionType::Calculate) => {
+                self.error(Some(id), "a calculate question needs `calculation`".into())
+            }
+            (Some(_), k) if k != QuestionType::Calculate => self.error(
+                Some(id),
+                "`calculation` applies to calculate questions only".into(),
+            ),
+            _ => {}
+        }
+        if q.constraint.is_some() && !kind.is_answerable() {
+            self.error(
+                Some(id),
+                "`constraint` applies to questions that are answered".into(),
+            );
+        }
+        let relevant = self.parse_expr(id, "relevant", &q.relevant, index, false);
+        let constraint = self.parse_expr(id, "constraint", &q.constraint, index, true);
+        let calculation = self.parse_expr(id, "calculation", &q.calculation, index, false);
+        if calculation
+            .as_ref()
+            .is_some_and(|c| c.references().iter().any(|r| r == id))
+        {
+            self.error(
+                Some(id),
+                "a calculation cannot refer to its own question".into(),
+            );
+        }
+        let compiled = &mut questions[i].compiled;
+        compiled.relevant = relevant;
+        compiled.constraint = constraint;
+        compiled.calculation = calculation;
+    }
+
+    /// Orders questions so that everything an expression refers to is evaluated first
+    /// (ODK evaluates by dependency, not by position); a cycle is an error.
+    fn dependency_order(
+        &mut self,
+        questions: &[Question],
+        index: &HashMap<String, usize>,
+    ) -> Vec<usize> {
+        let deps: Vec<Vec<usize>> = questions
+            .iter()
+            .map(|q| {
+                let mut d: Vec<usize> = Vec::new();
+                for expr in [&q.compiled.relevant, &q.compiled.calculation]
+                    .into_iter()
+                    .flatten()
+                {
+                    d.extend(
+                        expr.references()
+                            .iter()
+                            .filter_map(|r| index.get(r).copied()),
+                    );
+                }
+                d.extend(q.compiled.parent);
+                d
+            })
+            .collect();
+        // 0 = unvisited, 1 = on the stack, 2 = done.
+        let mut state = vec![0u8; questions.len()];
+        let mut order = Vec::with_capacity(questions.len());
+        for start in 0..questions.len() {
+            if state[start] != 0 {
+                continue;
+            }
+            let mut stack = vec![(start, 0usize)];
+            state[start] = 1;
+            while let Some(&mut (node, ref mut next)) = stack.last_mut() {
+                if let Some(&dep) = deps[node].get(*next) {
+                    *next += 1;
+                    match state[dep] {
+                        0 => {
+                            state[dep] = 1;
+                            stack.push((dep, 0));
+                        }
+                        1 => {
+                            let id = questions[node].id.clone();
+                            self.error(
+                                Some(&id),
+                                format!(
+                                    "expressions refer to each other in a cycle through `{}`",
+                                    questions[dep].id
+                                ),
+                            );
+                        }
+                        _ => {}
+                    }
+                } else {
+                    state[node] = 2;
+                    order.push(node);
+                    stack.pop();
+                }
+            }
+        }
+        order
+    }
+
+    fn check_disaggregation(
+        &mut self,
+        file: &FormFile,
+        questions: &[Question],
+        index: &HashMap<String, usize>,
+    ) -> Option<SexIndex> {
+        let spec = &file.disaggregation.sex;
+        let mut sex = None;
+        match index.get(&spec.question) {
+            None => self.error_at(
+                "question",
+                &spec.question,
+                format!("the sex question `{}` does not exist", spec.question),
+            ),
+            Some(&qi) => {
+                let q = &questions[qi];
+                let options = q
+                    .choices
+                    .as_ref()
+                    .and_then(|l| file.choices.get(l))
+                    .map(|l| l.iter().map(|c| c.value.as_str()).collect::<Vec<_>>())
+                    .unwrap_or_default();
+                if q.kind != QuestionType::SelectOne {
+                    self.error(Some(&q.id), "the sex question must be a select_one".into());
+                } else if spec.female == spec.male {
+                    self.error(Some(&q.id), "the female and male values must differ".into());
+                } else if !options.contains(&spec.female.as_str())
+                    || !options.contains(&spec.male.as_str())
+                {
+                    self.error(
+                        Some(&q.id),
+                        format!(
+                            "the sex values `{}` and `{}` must both be choices of this question",
+                            spec.female, spec.male
+                        ),
+                    );
+                } else if q.relevant.is_some()
+                    || q.compiled
+                        .parent
+                        .is_some_and(|p| questions[p].relevant.is_some())
+                {
+                    self.error(
+                        Some(&q.id),
+                        "the sex question must always be asked (no `relevant`)".into(),
+                    );
+                } else {
+                    sex = Some(SexIndex {
+                        question: qi,
+                        female: spec.female.clone(),
+                        male: spec.male.clone(),
+                    });
+                }
+            }
+        }
+        let by = &file.disaggregation.by;
+        if by.len() > MAX_BY_DIMENSIONS {
+            self.error(None, format!("disaggregation.by lists {} dimensions; at most {MAX_BY_DIMENSIONS} are supported", by.len()));
+        }
+        let mut seen = HashSet::new();
+        for dim in by {
+            if !seen.insert(dim) {
+                self.error_at(
+                    "by",
+                    dim,
+                    format!("`{dim}` is listed twice in disaggregation.by"),
+                );
+            }
+            match index.get(dim).map(|&i| &questions[i]) {
+                None => self.error_at(
+                    "by",
+                    dim,
+                    format!("disaggregation.by names unknown question `{dim}`"),
+                ),
+                Some(q) if *dim == spec.question => self.error(
+                    Some(&q.id),
+                    "the sex question cannot also be a `by` dimension".into(),
+                ),
+                Some(q) if q.kind == QuestionType::SelectOne => {}
+                Some(q) if q.kind == QuestionType::Calculate && q.choices.is_some() => {}
+                Some(q) => self.error(
+                    Some(&q.id),
+                    "a `by` dimension must be a select_one, or a calculate that declares `choices`"
+                        .into(),
+                ),
+            }
+        }
+        sex
+    }
+
+    fn check_weight(
+        &mut self,
+        file: &FormFile,
+        questions: &[Question],
+        index: &HashMap<String, usize>,
+    ) {
+        let Some(weight) = &file.weight else { return };
+        match index.get(weight).map(|&i| &questions[i]) {
+            None => self.error_at(
+                "weight",
+                weight,
+                format!("the weight question `{weight}` does not exist"),
+            ),
+            Some(q) if q.kind.is_numeric() => {}
+            Some(q) if q.kind == QuestionType::Calculate && q.choices.is_none() => {}
+            Some(q) => self.error(
+                Some(&q.id),
+                "the weight must be a numeric question or calculate".into(),
+            ),
+        }
+    }
+}
+
+/// Rebuilds a form from a definition stored by `definition_json` (an older version whose
+/// responses are being read). It passed every check when it was stored.
+pub fn from_definition(json: &str) -> Option<Form> {
+    let file: FormFile = serde_json::from_str(json).ok()?;
+    let mut checker = Checker {
+        path: Path::new("<stored definition>"),
+        text: "",
+        problems: Vec::new(),
+    };
+    checker.check(file)
+}
+
+/// Canonical JSON of the form definition, stored per version so old responses stay
+/// interpretable after the file changes.
+pub fn definition_json(form: &Form) -> String {
+    serde_json::to_string(&form.source).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+id: tiny
+version: 1
+title: { en: "Tiny", uk: "Крихітна" }
+languages: [en, uk]
+disaggregation:
+  sex: { question: sex, female: f, male: m }
+  by: [band]
+questions:
+  - { id: sex, type: select_one, choices: sex, required: true, label: { en: Sex, uk: Стать } }
+  - { id: age, type: integer, min: 0, max: 120, label: { en: Age, uk: Вік } }
+  - { id: band, type: calculate, choices: bands, calculation: "if(${age} < 30, 'young', 'old')" }
+choices:
+  sex: [ { value: f, label: { en: F, uk: Ж } }, { value: m, label: { en: M, uk: Ч } } ]
+  bands: [ { value: young, label: Young }, { value: old, label: Old } ]
+"#;
+
+    fn load(text: &str) -> (Option<Form>, Vec<Problem>) {
+        load_str(Path::new("forms/t.yaml"), text)
+    }
+
+    #[test]
+    fn minimal_form_loads_with_slots_and_order() {
+        let (form, problems) = load(MINIMAL);
+        assert!(problems.is_empty(), "{problems:?}");
+        let form = form.expect("form");
+        assert_eq!(form.slots.len(), 3);
+        let pos = |id: &str| {
+            form.eval_order
+                .iter()
+                .position(|&i| form.questions[i].id == id)
+        };
+        assert!(pos("age") < pos("band"));
+    }
+
+    #[test]
+    fn unknown_reference_is_reported_with_line_and_question() {
+        let text = MINIMAL.replace("${age} < 30", "${agee} < 30");
+        let (form, problems) = load(&text);
+        assert!(form.is_none());
+        let p = problems
+            .iter()
+            .find(|p| p.message.contains("agee"))
+            .expect("problem");
+        assert_eq!(p.question.as_deref(), Some("band"));
+        assert_eq!(p.line, Some(12));
+        assert!(p
+            .to_string()
+            .starts_with("forms/t.yaml:12: error: question `band`"));
+    }
+
+    #[test]
+    fn missing_translation_warns_but_loads() {
+        let text = MINIMAL.replace("label: { en: Age, uk: Вік }", "label: { en: Age }");
+        let (form, problems) = load(&text);
+        assert!(form.is_some());
+        assert!(problems
+            .iter()
+            .any(|p| p.severity == Severity::Warning && p.message.contains("`uk`")));
+    }
+
+    #[test]
+    fn cycles_and_bad_sex_values_are_errors() {
+        let text = MINIMAL.replace("male: m }", "male: x }").replace(
+            "label: { en: Age, uk: Вік } }",
+            "label: { en: Age, uk: Вік }, relevant: \"${band} = 'old'\" }",
+        );
+        let (form, problems) = load(&text);
+        assert!(form.is_none());
+        assert!(
+            problems.iter().any(|p| p.message.contains("cycle")),
+            "{problems:?}"
+        );
+        assert!(problems
+            .iter()
+            .any(|p| p.message.contains("must both be choices")));
+    }
+
+    #[test]
+    fn unknown_keys_and_yaml_errors_have_lines() {
+        let text = MINIMAL.replace("version: 1", "version: 1\ncolour: red");
+        let (_, problems) = load(&text);
+        assert_eq!(problems[0].line, Some(4), "{problems:?}");
+        assert!(problems[0].message.contains("colour"));
+    }
+}

@@ -1,0 +1,221 @@
+//! Sending through lettre: SMTP per `GENDERLENS_SMTP_URL` (`smtp://` STARTTLS, `smtps://`
+//! TLS, `?tls=none` plain, with timeouts), or `.eml` files under `data/mail/` when no SMTP
+//! is configured; and the wording of each message, plain text plus HTML.
+
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::AsyncSmtpTransport;
+use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
+use std::path::Path;
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum MailError {
+    #[error("invalid SMTP URL: {0}")]
+    Url(String),
+    #[error("invalid address `{0}`")]
+    Address(String),
+    #[error("building the message failed: {0}")]
+    Build(String),
+    /// The server refused for good (5xx): retrying will not help.
+    #[error("the mail server refused the message: {0}")]
+    Permanent(String),
+    #[error("sending failed: {0}")]
+    Transient(String),
+}
+
+pub enum Mailer {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    File(AsyncFileTransport<Tokio1Executor>),
+}
+
+/// The contract's URL forms to lettre's: plain `smtp://` means STARTTLS here, and
+/// `?tls=none` means no TLS (lettre's plain `smtp://`).
+fn lettre_url(url: &str) -> String {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    let tls = params
+        .iter()
+        .find_map(|p| p.strip_prefix("tls="))
+        .map(str::to_owned);
+    params.retain(|p| !p.starts_with("tls="));
+    if base.starts_with("smtp://") {
+        match tls.as_deref() {
+            Some("none") => {}
+            Some(mode) => params.push(if mode == "opportunistic" {
+                "tls=opportunistic"
+            } else {
+                "tls=required"
+            }),
+            None => params.push("tls=required"),
+        }
+    }
+    if params.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", params.join("&"))
+    }
+}
+
+impl Mailer {
+    pub fn new(smtp_url: Option<&str>, data_dir: &Path) -> Result<Mailer, MailError> {
+        match smtp_url {
+            Some(url) => AsyncSmtpTransport::<Tokio1Executor>::from_url(&lettre_url(url))
+                .map(|b| Mailer::Smtp(b.timeout(Some(Duration::from_secs(15))).build()))
+                .map_err(|e| MailError::Url(e.to_string())),
+            None => {
+                let dir = data_dir.join("mail");
+                std::fs::create_dir_all(&dir).map_err(|e| MailError::Transient(e.to_string()))?;
+                Ok(Mailer::File(AsyncFileTransport::new(dir)))
+            }
+        }
+    }
+
+    pub async fn send(&self, message: Message) -> Result<(), MailError> {
+        match self {
+            Mailer::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(|e| {
+                // A refused connection is neither transient nor permanent in lettre's
+                // terms: retry everything but a definite 5xx.
+                if e.is_permanent() {
+                    MailError::Permanent(e.to_string())
+                } else {
+                    MailError::Transient(e.to_string())
+                }
+            }),
+            Mailer::File(file) => file
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| MailError::Transient(e.to_string())),
+        }
+    }
+}
+
+/// A message's words: subject, paragraphs, links.
+pub struct Letter {
+    pub subject: String,
+    pub paragraphs: Vec<String>,
+    /// Lines shown as a list (gaps, counts).
+    pub items: Vec<String>,
+    pub links: Vec<(String, String)>,
+    /// For digests: the address that stops them (`List-Unsubscribe`).
+    pub unsubscribe: Option<String>,
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+impl Letter {
+    fn text(&self) -> String {
+        let mut out = self.paragraphs.join("\n\n");
+        if !self.items.is_empty() {
+            out.push_str("\n\n");
+            out.push_str(
+                &self
+                    .items
+                    .iter()
+                    .map(|i| format!("- {i}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
+        }
+        for (label, href) in &self.links {
+            out.push_str(&format!("\n\n{label}: {href}"));
+        }
+        out.push('\n');
+        out
+    }
+
+    fn html(&self) -> String {
+        let mut out = String::from(
+            "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\">",
+        );
+        for p in &self.paragraphs {
+            out.push_str(&format!("<p>{}</p>", escape(p)));
+        }
+        if !self.items.is_empty() {
+            out.push_str("<ul>");
+            for i in &self.items {
+                out.push_str(&format!("<li>{}</li>", escape(i)));
+            }
+            out.push_str("</ul>");
+        }
+        for (label, href) in &self.links {
+            out.push_str(&format!(
+                "<p><a href=\"{}\">{}</a></p>",
+                escape(href),
+                escape(label)
+            ));
+        }
+        out.push_str("</body></html>");
+        out
+    }
+
+    /// A multipart (plain text + HTML) message with `Message-ID` and `Date`.
+    pub fn build(&self, from: &str, to: &str) -> Result<Message, MailError> {
+        let from: Mailbox = from
+            .parse()
+            .map_err(|_| MailError::Address(from.to_owned()))?;
+        let to: Mailbox = to.parse().map_err(|_| MailError::Address(to.to_owned()))?;
+        let mut message = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(&self.subject)
+            .date_now()
+            .message_id(None)
+            .multipart(MultiPart::alternative_plain_html(self.text(), self.html()))
+            .map_err(|e| MailError::Build(e.to_string()))?;
+        if let Some(link) = &self.unsubscribe {
+            message.headers_mut().insert_raw(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                format!("<{link}>"),
+            ));
+        }
+        Ok(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contract_urls_map_to_lettre_urls() {
+        assert_eq!(
+            lettre_url("smtp://u:p@host:587"),
+            "smtp://u:p@host:587?tls=required"
+        );
+        assert_eq!(
+            lettre_url("smtp://127.0.0.1:2525?tls=none"),
+            "smtp://127.0.0.1:2525"
+        );
+        assert_eq!(lettre_url("smtps://host"), "smtps://host");
+    }
+
+    #[test]
+    fn letters_have_both_parts_and_escape_html() {
+        let letter = Letter {
+            subject: "S".into(),
+            paragraphs: vec!["<b>x</b>".into()],
+            items: vec!["a".into()],
+            links: vec![("Dashboard".into(), "http://h/d".into())],
+            unsubscribe: Some("http://h/u".into()),
+        };
+        let raw = String::from_utf8(
+            letter
+                .build("a@example.org", "b@example.org")
+                .expect("build")
+                .formatted(),
+        )
+        .expect("utf8");
+        assert!(raw.contains("text/plain") && raw.contains("text/html"));
+        assert!(raw.contains("&lt;b&gt;x&lt;/b&gt;"));
+        assert!(raw.contains("List-Unsubscribe: <http://h/u>"));
+        assert!(raw.contains("Message-ID:"));
+    }
+}

@@ -1,0 +1,162 @@
+//! Building the application: forms, database, writer, HTTP server. Tests build it on
+//! port 0 and read the real port back.
+
+use crate::config::Settings;
+use crate::db::{responses, Database};
+use crate::form::{self, FormRegistry, Severity};
+use crate::submit::Writer;
+use crate::web::{self, AppState};
+use actix_web::dev::Server;
+use actix_web::{middleware, App, HttpServer};
+use anyhow::{bail, Context};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    mail_worker: crate::notify::WorkerConfig,
+}
+
+/// Loads and checks every form; logs warnings, and fails listing every error.
+pub fn load_forms(settings: &Settings) -> anyhow::Result<FormRegistry> {
+    let report = form::load_dir(&settings.forms_dir);
+    for problem in &report.problems {
+        if problem.severity == Severity::Warning {
+            tracing::warn!("{problem}");
+        }
+    }
+    if report.has_errors() {
+        let errors: Vec<String> = report
+            .problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(ToString::to_string)
+            .collect();
+        bail!(
+            "the forms in {} have errors; fix them (see `genderlens forms check`):\n{}",
+            settings.forms_dir.display(),
+            errors.join("\n")
+        );
+    }
+    Ok(FormRegistry::new(report.forms))
+}
+
+/// Connects (migrating on the way) and records the definition of every loaded form version.
+pub fn open_database(settings: &Settings, forms: &FormRegistry) -> anyhow::Result<Database> {
+    let db = Database::connect(
+        &settings.database_url,
+        settings.sqlite_synchronous,
+        settings.pool_size,
+    )
+    .context("opening the database")?;
+    let mut conn = db.get()?;
+    let now = chrono::Utc::now().naive_utc();
+    for form in forms.all() {
+        let definition = form::definition_json(form);
+        responses::record_form_version(
+            &mut conn,
+            &form.id,
+            form.version,
+            &form.hash,
+            &definition,
+            now,
+        )?;
+    }
+    if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
+        if crate::db::accounts::count_users(&mut conn)? == 0 {
+            crate::auth::add_user(
+                &mut conn,
+                email,
+                crate::auth::Role::Admin,
+                Some(password),
+                &[],
+            )?;
+            tracing::info!(%email, "created the first admin");
+        }
+    }
+    Ok(db)
+}
+
+impl Application {
+    pub fn build(settings: Settings) -> anyhow::Result<Application> {
+        let forms = Arc::new(load_forms(&settings)?);
+        let db = open_database(&settings, &forms)?;
+        let writer = Writer::start(&db, forms.clone())?;
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        tracing::info!(
+            address = %listener.local_addr()?,
+            forms = forms.all().count(),
+            backend = ?db.backend(),
+            "genderlens is listening"
+        );
+        let secret = settings.resolve_secret_key()?.into_bytes();
+        let catalog = Arc::new(web::Catalog::new());
+        let mailer = crate::notify::Mailer::new(settings.smtp_url.as_deref(), &settings.data_dir)
+            .context("setting up mail")?;
+        let mail_worker = crate::notify::WorkerConfig {
+            db: db.clone(),
+            forms: forms.clone(),
+            mailer: Arc::new(mailer),
+            catalog: catalog.clone(),
+            from: settings.mail_from.clone(),
+            public_url: settings.public_url.clone(),
+            secret: secret.clone(),
+            min_cell: settings.min_cell,
+            poll: std::time::Duration::from_secs(settings.mail_poll_seconds.max(1)),
+            retry_base: std::time::Duration::from_secs(settings.mail_retry_seconds),
+            max_attempts: settings.mail_max_attempts.max(1),
+            lease: std::time::Duration::from_secs(settings.mail_lease_seconds.max(1)),
+        };
+        let limits = web::RateLimits::new(&settings, catalog.clone());
+        let state = actix_web::web::Data::new(AppState {
+            forms,
+            db,
+            writer,
+            settings,
+            catalog,
+            secret: secret.clone(),
+            throttle: web::Throttle::default(),
+        });
+        let secure_cookies = state.settings.public_url.starts_with("https://");
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(web::session_middleware(&secret, secure_cookies))
+                .wrap(web::security_headers())
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .wrap(middleware::Compress::default())
+                .app_data(state.clone())
+                .configure(|cfg| web::configure(cfg, &limits))
+        })
+        .listen(listener)?
+        .run();
+        Ok(Application {
+            port,
+            server,
+            mail_worker,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Queues what is due and sends every pending message once, without serving.
+    pub async fn send_pending(&self) -> Result<usize, crate::db::DbError> {
+        let mut total = 0;
+        loop {
+            let sent = crate::notify::run_once(&self.mail_worker).await?;
+            total += sent;
+            if sent == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        crate::notify::spawn(self.mail_worker);
+        self.server.await
+    }
+}

@@ -1,0 +1,187 @@
+//! HTTP: actix handlers for the residents' pages, the API and health, the routes table,
+//! security headers and rate limits.
+
+mod api;
+mod charts;
+mod dashboard;
+mod error;
+mod exports;
+mod i18n;
+mod indicators;
+mod limits;
+mod pages;
+mod session;
+mod viewer;
+
+pub use error::ApiError;
+pub use i18n::{ui_language, Catalog};
+pub use session::middleware as session_middleware;
+pub use session::Throttle;
+
+use crate::config::Settings;
+use crate::db::Database;
+use crate::form::FormRegistry;
+use crate::submit::Writer;
+use actix_governor::governor::clock::QuantaInstant;
+use actix_governor::governor::middleware::NoOpMiddleware;
+use actix_governor::{Governor, GovernorConfig, GovernorConfigBuilder};
+use actix_web::http::Method;
+use actix_web::middleware::{Condition, DefaultHeaders};
+use actix_web::{web, HttpResponse};
+use futures_util::StreamExt;
+use std::sync::Arc;
+
+/// Shared by every handler.
+pub struct AppState {
+    pub forms: Arc<FormRegistry>,
+    pub db: Database,
+    pub writer: Writer,
+    pub settings: Settings,
+    pub catalog: Arc<Catalog>,
+    /// Signs the anti-forgery tokens of the form pages.
+    pub secret: Vec<u8>,
+    pub throttle: session::Throttle,
+}
+
+/// Headers on every response: no inline script, no framing, no sniffing, no referrer
+/// leaking survey addresses to other sites.
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            "Content-Security-Policy",
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "same-origin"))
+        .add(("X-Frame-Options", "DENY"))
+        .add((
+            "Permissions-Policy",
+            "camera=(), microphone=(), geolocation=()",
+        ))
+}
+
+/// Reads a body up to `limit` bytes, whatever `Content-Length` claims.
+pub(crate) async fn read_limited(
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header(("Cache-Control", "public, max-age=3600"))
+        .body(body)
+}
+
+type PostLimit = GovernorConfig<limits::PeerIp, NoOpMiddleware<QuantaInstant>>;
+
+/// The per-address limits on POSTs, built once so every worker thread shares one count.
+#[derive(Clone)]
+pub struct RateLimits {
+    enabled: bool,
+    pages: PostLimit,
+    api: PostLimit,
+}
+
+impl RateLimits {
+    pub fn new(settings: &Settings, catalog: Arc<Catalog>) -> RateLimits {
+        let config = |page: Option<Arc<Catalog>>| {
+            GovernorConfigBuilder::default()
+                .key_extractor(limits::PeerIp { page })
+                .requests_per_second(u64::from(settings.rate_limit_per_second.max(1)))
+                .burst_size(settings.rate_limit_burst.max(1))
+                .methods(vec![Method::POST])
+                .finish()
+                .expect("rate limit settings are positive")
+        };
+        RateLimits {
+            enabled: settings.rate_limit_per_second > 0,
+            pages: config(Some(catalog)),
+            api: config(None),
+        }
+    }
+
+    fn wrap(
+        &self,
+        config: &PostLimit,
+    ) -> Condition<Governor<limits::PeerIp, NoOpMiddleware<QuantaInstant>>> {
+        Condition::new(self.enabled, Governor::new(config))
+    }
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig, limits: &RateLimits) {
+    // Extraction failures answer with the same JSON error body as everything else.
+    cfg.app_data(web::QueryConfig::default().error_handler(|err, _| {
+        ApiError::BadRequest(format!("invalid query parameters: {err}")).into()
+    }))
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|err, _| ApiError::BadRequest(format!("invalid path: {err}")).into()),
+    )
+    .route("/", web::get().to(pages::index))
+    .route("/healthz", web::get().to(api::healthz))
+    .route("/dashboard", web::get().to(dashboard::list))
+    .route("/dashboard/{form}", web::get().to(dashboard::form))
+    .route(
+        "/dashboard/{form}/import",
+        web::post().to(dashboard::import),
+    )
+    .route("/admin/audit", web::get().to(dashboard::audit))
+    .route(
+        "/unsubscribe/{form}/{email}/{signature}",
+        web::get().to(pages::unsubscribe),
+    )
+    .route("/login", web::get().to(session::login_form))
+    .route("/login", web::post().to(session::login))
+    .route("/logout", web::post().to(session::logout))
+    .route(
+        "/static/app.css",
+        web::get()
+            .to(|| async { asset("text/css; charset=utf-8", include_str!("static/app.css")) }),
+    )
+    .route(
+        "/static/form.js",
+        web::get().to(|| async {
+            asset(
+                "text/javascript; charset=utf-8",
+                include_str!("static/form.js"),
+            )
+        }),
+    )
+    .service(
+        web::scope("/f")
+            .wrap(limits.wrap(&limits.pages))
+            .route("/{form}", web::get().to(pages::form_page))
+            .route("/{form}", web::post().to(pages::form_submit)),
+    )
+    .service(
+        web::scope("/api/v1")
+            .wrap(limits.wrap(&limits.api))
+            .route("/forms", web::get().to(api::list_forms))
+            .route("/forms/{form}", web::get().to(api::get_form))
+            .route("/forms/{form}/submissions", web::post().to(api::submit))
+            .route("/forms/{form}/indicators", web::get().to(indicators::json))
+            .route(
+                "/forms/{form}/indicators.csv",
+                web::get().to(indicators::csv),
+            )
+            .route("/forms/{form}/responses", web::get().to(exports::responses))
+            .route(
+                "/forms/{form}/dictionary.csv",
+                web::get().to(exports::dictionary),
+            ),
+    )
+    .default_service(web::to(api::not_found));
+}

@@ -1,0 +1,12 @@
+//! API tests: each spawns the real application on a random port with its own database
+//! (SQLite always; PostgreSQL too when GENDERLENS_TEST_POSTGRES_URL is set).
+
+mod access;
+mod browser;
+mod fuzz;
+mod helpers;
+mod indicators;
+mod mail;
+mod pages;
+mod planners;
+mod submissions;

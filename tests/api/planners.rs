@@ -1,0 +1,359 @@
+//! Planners on the web: sign-in with a session cookie, CSRF on every state-changing form,
+//! throttling of failed sign-ins, the dashboard and the admins' audit log.
+
+use crate::helpers::{spawn_app_with, Backend, TestApp};
+use genderlens::auth::Role;
+
+const FORM: &str = "test-survey";
+
+fn browser_like() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+fn csrf_of(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = page
+        .find(marker)
+        .map(|i| i + marker.len())
+        .expect("csrf field");
+    page[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn add_user(app: &TestApp, email: &str, role: Role, grants: &[&str]) {
+    let grants: Vec<String> = grants.iter().map(|g| g.to_string()).collect();
+    genderlens::auth::add_user(
+        &mut app.db.get().expect("conn"),
+        email,
+        role,
+        Some("a long enough password"),
+        &grants,
+    )
+    .expect("user");
+}
+
+async fn sign_in(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let page = client
+        .get(format!("{}/login", app.address))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    client
+        .post(format!("{}/login", app.address))
+        .form(&[
+            ("csrf", csrf_of(&page).as_str()),
+            ("email", email),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .expect("post")
+}
+
+#[actix_web::test]
+async fn sign_in_session_csrf_and_sign_out() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.public_url = "https://survey.example".into()
+    })
+    .await
+    .expect("app");
+    add_user(&app, "planner@example.org", Role::Planner, &[FORM]);
+    let client = browser_like();
+    assert_eq!(
+        client
+            .get(format!("{}/dashboard", app.address))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        303
+    );
+
+    // A forged sign-in (no session CSRF token) is refused.
+    let forged = client
+        .post(format!("{}/login", app.address))
+        .form(&[
+            ("csrf", "nope"),
+            ("email", "planner@example.org"),
+            ("password", "a long enough password"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(forged.status(), 403);
+
+    let ok = sign_in(
+        &app,
+        &client,
+        "planner@example.org",
+        "a long enough password",
+    )
+    .await;
+    assert_eq!(ok.status(), 303);
+    let cookie = ok
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Secure"),
+        "{cookie}"
+    );
+    let dashboard = client
+        .get(format!("{}/dashboard", app.address))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(dashboard.status(), 200);
+    let page = dashboard.text().await.expect("html");
+    assert!(page.contains("planner@example.org") && page.contains("/dashboard/test-survey"));
+    assert!(
+        !page.contains("closed-survey"),
+        "only granted surveys are listed"
+    );
+    assert_eq!(
+        client
+            .get(format!("{}/dashboard/{FORM}", app.address))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(format!("{}/dashboard/closed-survey", app.address))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        403
+    );
+    assert_eq!(
+        client
+            .get(format!("{}/admin/audit", app.address))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        403
+    );
+    // The session also opens the planner API (the dashboard's download links).
+    assert_eq!(
+        client
+            .get(format!("{}/api/v1/forms/{FORM}/responses", app.address))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        200
+    );
+
+    let forged_logout = client
+        .post(format!("{}/logout", app.address))
+        .form(&[("csrf", "nope")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        forged_logout.status(),
+        403,
+        "signing out needs the CSRF token too"
+    );
+    let csrf = csrf_of(&page);
+    let out = client
+        .post(format!("{}/logout", app.address))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(out.status(), 303);
+    assert_eq!(
+        client
+            .get(format!("{}/dashboard", app.address))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        303
+    );
+}
+
+#[actix_web::test]
+async fn repeated_failed_sign_ins_are_throttled() {
+    let app = spawn_app_with(Backend::Sqlite, |_| {}).await.expect("app");
+    add_user(&app, "admin@example.org", Role::Admin, &[]);
+    let client = browser_like();
+    for _ in 0..5 {
+        assert_eq!(
+            sign_in(&app, &client, "admin@example.org", "wrong password!!")
+                .await
+                .status(),
+            401
+        );
+    }
+    assert_eq!(
+        sign_in(&app, &client, "admin@example.org", "a long enough password")
+            .await
+            .status(),
+        429,
+        "locked out even with the right password"
+    );
+    assert_eq!(
+        sign_in(&app, &client, "nobody@example.org", "whatever password")
+            .await
+            .status(),
+        401
+    );
+}
+
+#[actix_web::test]
+async fn admins_see_the_dashboard_gaps_and_the_audit_log() {
+    let app = spawn_app_with(Backend::Sqlite, |_| {}).await.expect("app");
+    add_user(&app, "admin@example.org", Role::Admin, &[]);
+    let form = genderlens::form::load_dir(&crate::helpers::fixtures().join("forms"))
+        .forms
+        .into_iter()
+        .find(|f| f.id == FORM)
+        .expect("form");
+    genderlens::demo::generate(&mut app.db.get().expect("conn"), &form, 600, 4).expect("demo");
+    let client = browser_like();
+    assert_eq!(
+        sign_in(&app, &client, "admin@example.org", "a long enough password")
+            .await
+            .status(),
+        303
+    );
+    let page = client
+        .get(format!(
+            "{}/dashboard/{FORM}?by=district&cell=podilskyi",
+            app.address
+        ))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(page.contains("Largest and most significant gaps (podilskyi)"));
+    assert!(
+        page.contains("<svg") && page.contains("<title id="),
+        "charts with text alternatives"
+    );
+    assert!(page.contains("/api/v1/forms/test-survey/indicators.csv?by=district"));
+    let _ = client
+        .get(format!(
+            "{}/api/v1/forms/{FORM}/responses?format=csv",
+            app.address
+        ))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await;
+    let audit = client
+        .get(format!("{}/admin/audit", app.address))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        audit.contains("admin@example.org") && audit.contains("export"),
+        "{audit}"
+    );
+}
+
+#[actix_web::test]
+async fn admins_upload_paper_surveys_on_the_dashboard_in_their_language() {
+    let app = spawn_app_with(Backend::Sqlite, |_| {}).await.expect("app");
+    add_user(&app, "admin@example.org", Role::Admin, &[]);
+    add_user(&app, "planner@example.org", Role::Planner, &["*"]);
+    let upload = |client: reqwest::Client, csrf: String| {
+        let csv = "sex,age,district,has_children\nfemale,40,podilskyi,no\nmale,200,podilskyi,no\n";
+        let form = reqwest::multipart::Form::new()
+            .text("csrf", csrf)
+            .text("skip_invalid", "1")
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(csv.as_bytes().to_vec()).file_name("paper.csv"),
+            );
+        let url = format!("{}/dashboard/{FORM}/import", app.address);
+        async move { client.post(url).multipart(form).send().await.expect("post") }
+    };
+    let admin = browser_like();
+    assert_eq!(
+        sign_in(&app, &admin, "admin@example.org", "a long enough password")
+            .await
+            .status(),
+        303
+    );
+    let page = admin
+        .get(format!("{}/dashboard/{FORM}?lang=uk", app.address))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("Чи маєте ви дітей до 18 років?"),
+        "labels in the chosen language"
+    );
+    assert_eq!(upload(admin.clone(), "forged".into()).await.status(), 403);
+    let done = upload(admin.clone(), csrf_of(&page)).await;
+    assert_eq!(done.status(), 200);
+    let body = done.text().await.expect("html");
+    assert!(
+        body.contains("1 stored") && body.contains("1 rejected"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<td>3</td>"),
+        "the rejected line is named: {body}"
+    );
+    assert_eq!(app.count(FORM), 1);
+
+    let planner = browser_like();
+    assert_eq!(
+        sign_in(
+            &app,
+            &planner,
+            "planner@example.org",
+            "a long enough password"
+        )
+        .await
+        .status(),
+        303
+    );
+    let page = planner
+        .get(format!("{}/dashboard/{FORM}", app.address))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        !page.contains("Import paper surveys"),
+        "planners do not import"
+    );
+    assert_eq!(upload(planner, csrf_of(&page)).await.status(), 403);
+}

@@ -1,0 +1,223 @@
+//! The binary's command line: `forms check`, `migrate`, and refusing to serve broken forms.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn genderlens() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_genderlens"));
+    // Keep a developer's own configuration out of the tests.
+    cmd.env_remove("GENDERLENS_DATABASE_URL")
+        .env("GENDERLENS_CONFIG", "/nonexistent/genderlens.toml");
+    cmd
+}
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+#[test]
+fn forms_check_reports_every_problem_with_file_line_and_question() {
+    let out = genderlens()
+        .args(["forms", "check"])
+        .arg(repo("tests/fixtures/broken-forms"))
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let file = repo("tests/fixtures/broken-forms/broken.yaml");
+    let file = file.display();
+    for expected in [
+        format!("{file}:11: error: question `age`: min 100 is greater than max 10"),
+        format!("{file}:16: error: question `band`: `calculation` does not parse"),
+        format!("{file}:19: error: question `comments`: a `by` dimension must be a select_one"),
+        format!("{file}:11: warning: question `age`: the label has no `ru` translation"),
+    ] {
+        assert!(
+            stdout.contains(&expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("0 form(s) loaded"), "{stdout}");
+}
+
+#[test]
+fn shipped_example_forms_pass_the_check() {
+    let out = genderlens()
+        .args(["forms", "check"])
+        .arg(repo("forms"))
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("2 form(s) loaded, 0 error(s), 0 warning(s)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn server_refuses_to_start_on_a_broken_form_and_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = genderlens()
+        .env("GENDERLENS_FORMS_DIR", repo("tests/fixtures/broken-forms"))
+        .env("GENDERLENS_DATA_DIR", dir.path())
+        .env(
+            "GENDERLENS_DATABASE_URL",
+            format!("sqlite://{}/db.sqlite", dir.path().display()),
+        )
+        .env("GENDERLENS_BIND", "127.0.0.1:0")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("min 100 is greater than max 10"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("db.sqlite").exists(),
+        "nothing is created for a broken form"
+    );
+}
+
+#[test]
+fn migrate_creates_the_schema_and_is_repeatable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/sub/db.sqlite", dir.path().display());
+    for _ in 0..2 {
+        let out = genderlens()
+            .arg("migrate")
+            .env("GENDERLENS_DATABASE_URL", &url)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(dir.path().join("sub/db.sqlite").exists());
+    let out = genderlens()
+        .arg("migrate")
+        .env("GENDERLENS_DATABASE_URL", "mysql://localhost/x")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
+}
+
+#[test]
+fn users_tokens_and_revocation_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let run = |args: &[&str], stdin: Option<&str>| {
+        use std::io::Write;
+        let mut child = genderlens()
+            .args(args)
+            .env("GENDERLENS_DATABASE_URL", &url)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run");
+        if let Some(text) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(text.as_bytes())
+                .expect("write");
+        }
+        let out = child.wait_with_output().expect("output");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(
+        &[
+            "user",
+            "add",
+            "Planner@Example.org",
+            "--role",
+            "planner",
+            "--grant",
+            "test-survey",
+            "--password-stdin",
+        ],
+        Some("a long enough password\n"),
+    );
+    assert!(ok, "{err}");
+    let token = out
+        .lines()
+        .find(|l| l.starts_with("gl_"))
+        .expect("a token is printed")
+        .to_owned();
+    let prefix = token.split('_').nth(1).expect("prefix").to_owned();
+    let (_, list, _) = run(&["user", "token", "list", "planner@example.org"], None);
+    assert!(list.contains(&prefix) && list.contains("live"), "{list}");
+    assert!(!list.contains(&token), "tokens are never shown again");
+    let (ok, _, _) = run(&["user", "token", "revoke", &prefix], None);
+    assert!(ok);
+    let (_, list, _) = run(&["user", "token", "list", "planner@example.org"], None);
+    assert!(list.contains("revoked"), "{list}");
+    let (ok, _, err) = run(&["user", "token", "revoke", &prefix], None);
+    assert!(!ok && err.contains("no live token"), "{err}");
+    let (ok, _, err) = run(
+        &["user", "add", "planner@example.org", "--role", "planner"],
+        None,
+    );
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = run(&["user", "add", "x@example.org", "--role", "boss"], None);
+    assert!(!ok && err.contains("role"), "{err}");
+    let (ok, _, err) = run(
+        &[
+            "user",
+            "add",
+            "y@example.org",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("short\n"),
+    );
+    assert!(!ok && err.contains("10 characters"), "{err}");
+}
+
+#[test]
+fn paper_surveys_import_all_or_nothing_with_line_numbers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let csv = dir.path().join("paper.csv");
+    std::fs::write(
+        &csv,
+        "submission_id,sex,age,district,has_children,services_used/health,services_used/social\n\
+         6f1c7a4e-0d55-4f59-9f3c-1b2a3c4d5e6f,female,40,podilskyi,no,1,0\n\
+         ,male,7,podilskyi,no,0,1\n",
+    )
+    .expect("write");
+    let import = |extra: &[&str]| {
+        let out = genderlens()
+            .args(["import", "test-survey"])
+            .arg(&csv)
+            .args(extra)
+            .env("GENDERLENS_DATABASE_URL", &url)
+            .env("GENDERLENS_FORMS_DIR", repo("tests/fixtures/forms"))
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = import(&[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("paper.csv:3: question `age`"), "{out}");
+    assert!(out.contains("0 stored"), "{out}");
+    let (code, out) = import(&["--skip-invalid"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("1 stored"), "{out}");
+    let (_, out) = import(&["--skip-invalid"]);
+    assert!(out.contains("0 stored, 1 already present"), "{out}");
+}
