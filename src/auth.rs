@@ -7,7 +7,6 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 use chrono::Utc;
-use diesel::Connection;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -193,7 +192,7 @@ pub fn add_user(
         return Err(AuthError::BadEmail(email));
     }
     let password_hash = password.map(hash_password).transpose()?;
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         if accounts::find_user_by_email(conn, &email)?.is_some() {
             return Err(AuthError::Exists(email.clone()));
         }

@@ -19,6 +19,31 @@ pub enum AnyConnection {
     Sqlite(diesel::sqlite::SqliteConnection),
 }
 
+/// A transaction that writes. On SQLite it begins with `BEGIN IMMEDIATE`: a deferred
+/// transaction that reads first cannot wait for the write lock once another connection
+/// (the mail worker, say) has committed meanwhile — it fails at once with SQLITE_BUSY
+/// instead of queueing behind the busy timeout.
+pub fn write_transaction<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    #[cfg(feature = "sqlite")]
+    if let AnyConnection::Sqlite(sqlite) = conn {
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
+        let result = f(conn);
+        if let AnyConnection::Sqlite(sqlite) = conn {
+            match &result {
+                Ok(_) => AnsiTransactionManager::commit_transaction(sqlite)?,
+                Err(_) => AnsiTransactionManager::rollback_transaction(sqlite)?,
+            }
+        }
+        return result;
+    }
+    conn.transaction(f)
+}
+
 #[cfg(feature = "sqlite")]
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 #[cfg(feature = "postgres")]

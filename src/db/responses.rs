@@ -118,7 +118,7 @@ pub fn record_form_version(
         form: form.to_owned(),
         version,
     })?;
-    conn.transaction(|conn| {
+    super::write_transaction(conn, |conn| {
         let existing: Option<String> = form_versions::table
             .find((form, version_i32))
             .select(form_versions::hash)

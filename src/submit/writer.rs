@@ -123,7 +123,7 @@ pub fn store_batch(
     rows: &[&ResponseRow],
     forms: FormLookup,
 ) -> Result<Vec<Stored>, DieselError> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let outcomes = insert_batch(conn, rows)?;
         let mut created: Vec<(&str, i64)> = Vec::new();
         for outcome in &outcomes {
