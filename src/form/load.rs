@@ -311,6 +311,15 @@ impl Checker<'_> {
             );
         }
 
+        if let Some(lang) = &file.notify.language {
+            if !file.languages.contains(lang) {
+                self.error(
+                    None,
+                    format!("notify.language `{lang}` is not one of the form's languages"),
+                );
+            }
+        }
+
         // Choice lists.
         for (name, list) in &file.choices {
             if list.is_empty() {
@@ -836,6 +845,24 @@ choices:
         assert!(p
             .to_string()
             .starts_with("forms/t.yaml:12: error: question `band`"));
+    }
+
+    #[test]
+    fn mail_language_must_be_a_form_language() {
+        let with = |lang: &str| {
+            MINIMAL.replace(
+                "languages: [en, uk]",
+                &format!("languages: [en, uk]\nnotify: {{ language: {lang} }}"),
+            )
+        };
+        assert!(load(&with("uk"))
+            .0
+            .is_some_and(|f| f.notify.language.as_deref() == Some("uk")));
+        let (form, problems) = load(&with("kk"));
+        assert!(form.is_none());
+        assert!(problems
+            .iter()
+            .any(|p| p.message.contains("notify.language `kk`")));
     }
 
     #[test]

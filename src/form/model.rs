@@ -87,6 +87,9 @@ pub struct Notify {
     pub digest_minutes: Option<u32>,
     #[serde(default)]
     pub milestones: Vec<u64>,
+    /// The language owners' mail is written in; the form's first language when unset.
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

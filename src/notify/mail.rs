@@ -95,6 +95,8 @@ impl Mailer {
 /// A message's words: subject, paragraphs, links.
 pub struct Letter {
     pub subject: String,
+    /// The language it is written in (`Content-Language`, `<html lang>`).
+    pub language: String,
     pub paragraphs: Vec<String>,
     /// Lines shown as a list (gaps, counts).
     pub items: Vec<String>,
@@ -132,8 +134,9 @@ impl Letter {
     }
 
     fn html(&self) -> String {
-        let mut out = String::from(
-            "<!doctype html><html><body style=\"font-family:sans-serif;line-height:1.5\">",
+        let mut out = format!(
+            "<!doctype html><html lang=\"{}\"><body style=\"font-family:sans-serif;line-height:1.5\">",
+            escape(&self.language)
         );
         for p in &self.paragraphs {
             out.push_str(&format!("<p>{}</p>", escape(p)));
@@ -170,6 +173,10 @@ impl Letter {
             .message_id(None)
             .multipart(MultiPart::alternative_plain_html(self.text(), self.html()))
             .map_err(|e| MailError::Build(e.to_string()))?;
+        message.headers_mut().insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Content-Language"),
+            self.language.clone(),
+        ));
         if let Some(link) = &self.unsubscribe {
             message.headers_mut().insert_raw(HeaderValue::new(
                 HeaderName::new_from_ascii_str("List-Unsubscribe"),
@@ -201,6 +208,7 @@ mod tests {
     fn letters_have_both_parts_and_escape_html() {
         let letter = Letter {
             subject: "S".into(),
+            language: "kk".into(),
             paragraphs: vec!["<b>x</b>".into()],
             items: vec!["a".into()],
             links: vec![("Dashboard".into(), "http://h/d".into())],
@@ -217,5 +225,6 @@ mod tests {
         assert!(raw.contains("&lt;b&gt;x&lt;/b&gt;"));
         assert!(raw.contains("List-Unsubscribe: <http://h/u>"));
         assert!(raw.contains("Message-ID:"));
+        assert!(raw.contains("Content-Language: kk"));
     }
 }

@@ -221,7 +221,11 @@ async fn compose(
     form: &Arc<Form>,
     row: &OutboxRow,
 ) -> Result<Letter, DbError> {
-    let lang = form.default_language().to_owned();
+    let lang = form
+        .notify
+        .language
+        .clone()
+        .unwrap_or_else(|| form.default_language().to_owned());
     let ui = crate::web::ui_language(&lang);
     let c = &config.catalog;
     let title = form.title.get(&lang, form.default_language()).to_owned();
@@ -270,6 +274,7 @@ async fn compose(
             let unsubscribe = format!("{base}/unsubscribe/{}/{}/{sig}", form.id, row.recipient);
             links.push((c.text(ui, "mail-unsubscribe", &[]), unsubscribe.clone()));
             Letter {
+                language: lang.clone(),
                 subject: format!(
                     "{title}: {}",
                     c.text(ui, "mail-digest-subject", &[("count", count)])
@@ -300,6 +305,7 @@ async fn compose(
                 c.text(ui, "mail-gaps", &[])
             };
             Letter {
+                language: lang.clone(),
                 subject: format!(
                     "{title}: {}",
                     c.text(ui, "mail-milestone-subject", &[("count", count)])
@@ -345,6 +351,7 @@ async fn compose(
                 format!("{base}/api/v1/forms/{}/responses?format=xlsx", form.id),
             ));
             Letter {
+                language: lang.clone(),
                 subject: format!("{title}: {}", c.text(ui, "mail-closing-subject", &[])),
                 paragraphs: vec![
                     c.text(

@@ -3,6 +3,7 @@
 
 use crate::helpers::{spawn_app_with, Backend, TestApp};
 use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -15,13 +16,14 @@ struct Delivered {
 }
 
 /// An SMTP server that accepts everything and keeps each message. While `hang` is set it
-/// reads a message but never confirms it, like a server that dies mid-send.
+/// reads a message but never confirms it, like a server that dies mid-send; such
+/// messages go to `unconfirmed`, never to `delivered`.
 #[derive(Clone, Default)]
-struct Inbox(
-    Arc<Mutex<Vec<Delivered>>>,
-    Arc<std::sync::atomic::AtomicBool>,
-    Arc<Mutex<Vec<Delivered>>>,
-);
+struct Inbox {
+    delivered: Arc<Mutex<Vec<Delivered>>>,
+    hang: Arc<AtomicBool>,
+    unconfirmed: Arc<Mutex<Vec<Delivered>>>,
+}
 
 impl Inbox {
     async fn listen(&self, listener: TcpListener) {
@@ -52,12 +54,19 @@ impl Inbox {
                                 data.push_str(&l);
                                 data.push('\n');
                             }
-                            let recipients = std::mem::take(&mut recipients);
-                            inbox
-                                .0
-                                .lock()
-                                .expect("inbox")
-                                .push(Delivered { recipients, data });
+                            let message = Delivered {
+                                recipients: std::mem::take(&mut recipients),
+                                data,
+                            };
+                            if inbox.hang.load(Ordering::SeqCst) {
+                                inbox
+                                    .unconfirmed
+                                    .lock()
+                                    .expect("inbox")
+                                    .push(message.clone());
+                                std::future::pending::<()>().await;
+                            }
+                            inbox.delivered.lock().expect("inbox").push(message);
                             b"250 OK queued\r\n"
                         } else if upper.starts_with("QUIT") {
                             let _ = write.write_all(b"221 bye\r\n").await;
@@ -73,7 +82,7 @@ impl Inbox {
     }
 
     fn matching(&self, needle: &str) -> Vec<Delivered> {
-        self.0
+        self.delivered
             .lock()
             .expect("inbox")
             .iter()
@@ -166,15 +175,18 @@ async fn a_milestone_email_arrives_with_both_parts() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(inbox.matching(MILESTONE).len(), 1, "sent once");
 
-    // The closed fixture survey sends its closing report once.
+    // The closed fixture survey sends its closing report once, in its owners' language.
     let closing = inbox
-        .wait_for(
-            "Subject: Closed survey: closed, final report",
-            Duration::from_secs(10),
-        )
+        .wait_for("Content-Language: uk", Duration::from_secs(10))
         .await;
     assert_eq!(closing.len(), 1);
-    assert!(closing[0].data.contains("is closed with 0 responses"));
+    assert_eq!(closing[0].recipients, vec!["owner@example.org".to_owned()]);
+    assert!(!closing[0].data.contains("final report"), "not in English");
+    assert_eq!(
+        inbox.matching("Content-Language: en").len(),
+        2,
+        "milestone and digest"
+    );
 
     // The unsubscribe link works once signed, and only then.
     let data = &digest[0].data;
@@ -283,7 +295,7 @@ async fn a_server_killed_mid_send_delivers_after_restart_once() {
     use std::process::{Command, Stdio};
     let smtp_port = free_port();
     let inbox = Inbox::default();
-    inbox.1.store(true, std::sync::atomic::Ordering::SeqCst);
+    inbox.hang.store(true, Ordering::SeqCst);
     inbox
         .listen(
             TcpListener::bind(("127.0.0.1", smtp_port))
@@ -350,17 +362,17 @@ async fn a_server_killed_mid_send_delivers_after_restart_once() {
     }
     // Wait until a message is on the wire and unconfirmed, then kill the server.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while inbox.2.lock().expect("inbox").is_empty() {
+    while inbox.unconfirmed.lock().expect("inbox").is_empty() {
         assert!(Instant::now() < deadline, "no send started");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     server.kill().expect("SIGKILL");
     let _ = server.wait();
-    inbox.1.store(false, std::sync::atomic::Ordering::SeqCst);
+    inbox.hang.store(false, Ordering::SeqCst);
 
     let mut server = start();
     ready(client.clone(), address.clone()).await;
-    let hung = inbox.2.lock().expect("inbox")[0].data.clone();
+    let hung = inbox.unconfirmed.lock().expect("inbox")[0].data.clone();
     let subject = hung
         .lines()
         .find(|l| l.starts_with("Subject:"))
