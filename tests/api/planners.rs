@@ -233,6 +233,29 @@ async fn admins_see_the_dashboard_gaps_and_the_audit_log() {
         .find(|f| f.id == FORM)
         .expect("form");
     genderlens::demo::generate(&mut app.db.get().expect("conn"), &form, 600, 4).expect("demo");
+    // A notification the mail server refused for good is shown to admins.
+    {
+        use genderlens::db::outbox;
+        let mut conn = app.db.get().expect("conn");
+        let now = chrono::Utc::now().naive_utc();
+        let row = outbox::OutboxRow {
+            id: "n1".into(),
+            dedupe_key: "test:n1".into(),
+            kind: "digest".into(),
+            form_id: FORM.into(),
+            recipient: "gone@example.org".into(),
+            payload: "{}".into(),
+            status: "pending".into(),
+            attempts: 8,
+            next_attempt_at: now,
+            locked_until: None,
+            last_error: None,
+            created_at: now,
+            sent_at: None,
+        };
+        assert!(outbox::enqueue(&mut conn, &row).expect("enqueue"));
+        outbox::mark_failed(&mut conn, "n1", "550 <script>mailbox unavailable").expect("fail");
+    }
     let client = browser_like();
     assert_eq!(
         sign_in(&app, &client, "admin@example.org", "a long enough password")
@@ -279,6 +302,12 @@ async fn admins_see_the_dashboard_gaps_and_the_audit_log() {
         audit.contains("admin@example.org") && audit.contains("export"),
         "{audit}"
     );
+    let failed = &audit[audit.find("Notifications that failed").expect("section")..];
+    assert!(
+        failed.contains("gone@example.org") && failed.contains("550 &#60;script&#62;mailbox"),
+        "{failed}"
+    );
+    assert!(audit.contains("<title>Audit log · genderlens</title>"));
 }
 
 #[actix_web::test]
