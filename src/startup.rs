@@ -119,13 +119,17 @@ impl Application {
             catalog,
             secret: secret.clone(),
             throttle: web::Throttle::default(),
+            metrics: web::Metrics::default(),
         });
         let secure_cookies = state.settings.public_url.starts_with("https://");
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(web::session_middleware(&secret, secure_cookies))
                 .wrap(web::security_headers())
-                .wrap(tracing_actix_web::TracingLogger::default())
+                .wrap(middleware::from_fn(web::track_metrics))
+                .wrap(tracing_actix_web::TracingLogger::<
+                    crate::telemetry::RequestSpan,
+                >::new())
                 .wrap(middleware::Compress::default())
                 .app_data(state.clone())
                 .configure(|cfg| web::configure(cfg, &limits))

@@ -204,10 +204,29 @@ impl Database {
         .map_err(|e| DbError::Unavailable(e.to_string()))?
     }
 
+    /// Connections the pool holds, and how many of them are idle.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
     /// A pooled connection for blocking callers (CLI commands).
     pub fn get(&self) -> Result<diesel::r2d2::PooledConnection<Connector>, DbError> {
         Ok(self.pool.get()?)
     }
+}
+
+/// Whether every embedded migration has been applied to this database.
+pub fn migrations_applied(conn: &mut AnyConnection) -> Result<bool, DbError> {
+    let failed = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
+    let pending = match conn {
+        #[cfg(feature = "postgres")]
+        AnyConnection::Postgresql(pg) => pg.has_pending_migration(POSTGRES_MIGRATIONS),
+        #[cfg(feature = "sqlite")]
+        AnyConnection::Sqlite(lite) => lite.has_pending_migration(SQLITE_MIGRATIONS),
+    }
+    .map_err(failed)?;
+    Ok(!pending)
 }
 
 /// Applies pending migrations on the concrete backend connection.

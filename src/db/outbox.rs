@@ -25,6 +25,14 @@ pub struct OutboxRow {
     pub sent_at: Option<NaiveDateTime>,
 }
 
+/// How many notifications are in each status (pending, sent, failed, skipped).
+pub fn counts_by_status(conn: &mut AnyConnection) -> QueryResult<Vec<(String, i64)>> {
+    outbox::table
+        .group_by(outbox::status)
+        .select((outbox::status, diesel::dsl::count_star()))
+        .load(conn)
+}
+
 /// Adds a notification unless one with the same dedupe key exists; true when added.
 pub fn enqueue(conn: &mut AnyConnection, row: &OutboxRow) -> QueryResult<bool> {
     let exists: i64 = outbox::table

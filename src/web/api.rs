@@ -149,7 +149,10 @@ pub async fn submit(
     };
     let row = submit::build_row(&form, &valid, &body.answers, submission_id, now);
     match state.writer.store(row).await? {
-        Stored::Created(meta) => Ok(HttpResponse::Created().json(Receipt::from(&meta))),
+        Stored::Created(meta) => {
+            state.metrics.submission_stored(&meta.form_id);
+            Ok(HttpResponse::Created().json(Receipt::from(&meta)))
+        }
         Stored::Existing {
             meta,
             same_answers: true,

@@ -9,12 +9,14 @@ mod exports;
 mod i18n;
 mod indicators;
 mod limits;
+mod metrics;
 mod pages;
 mod session;
 mod viewer;
 
 pub use error::ApiError;
 pub use i18n::{ui_language, Catalog};
+pub use metrics::{track as track_metrics, Metrics};
 pub use session::middleware as session_middleware;
 pub use session::Throttle;
 
@@ -41,6 +43,7 @@ pub struct AppState {
     /// Signs the anti-forgery tokens of the form pages.
     pub secret: Vec<u8>,
     pub throttle: session::Throttle,
+    pub metrics: Metrics,
 }
 
 /// Headers on every response: no inline script, no framing, no sniffing, no referrer
@@ -132,6 +135,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, limits: &RateLimits) {
     )
     .route("/", web::get().to(pages::index))
     .route("/healthz", web::get().to(api::healthz))
+    .route("/readyz", web::get().to(metrics::readyz))
+    .route("/metrics", web::get().to(metrics::metrics))
     .route("/dashboard", web::get().to(dashboard::list))
     .route("/dashboard/{form}", web::get().to(dashboard::form))
     .route(

@@ -744,7 +744,11 @@ pub async fn form_submit(
         }
     };
     let row = submit::build_row(&form, &valid, &answers, submission_id, Utc::now());
-    match state.writer.store(row).await {
+    let stored = state.writer.store(row).await;
+    if let Ok(Stored::Created(meta)) = &stored {
+        state.metrics.submission_stored(&meta.form_id);
+    }
+    match stored {
         Ok(
             Stored::Created(_)
             | Stored::Existing {

@@ -7,6 +7,7 @@ mod fuzz;
 mod helpers;
 mod indicators;
 mod mail;
+mod ops;
 mod pages;
 mod planners;
 mod submissions;

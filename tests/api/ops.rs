@@ -1,0 +1,108 @@
+//! Running it in production: readiness, Prometheus metrics, and two instances sharing one
+//! PostgreSQL database.
+
+use crate::helpers::{spawn_app, spawn_app_with, Backend};
+use serde_json::{json, Value};
+
+fn answers(sex: &str, age: u32) -> Value {
+    json!({ "answers": { "sex": sex, "age": age, "district": "podilskyi", "has_children": "no" } })
+}
+
+#[actix_web::test]
+async fn readyz_reports_database_migrations_and_forms() {
+    let app = spawn_app(Backend::Sqlite).await.expect("app");
+    let response = app.get("/readyz").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["database"], true);
+    assert_eq!(body["checks"]["migrations"], true);
+    assert_eq!(body["checks"]["forms"], 2);
+}
+
+#[actix_web::test]
+async fn metrics_count_requests_by_route_and_submissions_by_form() {
+    let app = spawn_app(Backend::Sqlite).await.expect("app");
+    assert_eq!(
+        app.submit("test-survey", &answers("female", 30))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(app.submit("test-survey", &json!([])).await.status(), 400);
+    assert_eq!(app.get("/no/such/page?email=a@b.c").await.status(), 404);
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .expect("type")
+        .starts_with("text/plain"));
+    let text = response.text().await.expect("text");
+    for line in [
+        r#"genderlens_submissions_stored_total{form="test-survey"} 1"#,
+        r#"genderlens_http_requests_total{method="POST",route="/api/v1/forms/{form}/submissions",status="201"} 1"#,
+        r#"genderlens_http_requests_total{method="POST",route="/api/v1/forms/{form}/submissions",status="400"} 1"#,
+        r#"genderlens_http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+        r#"genderlens_outbox_messages{status="pending"}"#,
+        r#"genderlens_outbox_messages{status="failed"} 0"#,
+        "# TYPE genderlens_http_request_duration_seconds histogram",
+        "genderlens_db_pool_connections",
+    ] {
+        assert!(text.contains(line), "`{line}` missing from\n{text}");
+    }
+    assert!(
+        !text.contains("a@b.c"),
+        "raw paths and queries are never labels"
+    );
+}
+
+#[actix_web::test]
+async fn two_instances_share_one_postgres_database() {
+    let Some(first) = spawn_app(Backend::Postgres).await else {
+        eprintln!("skipped: set GENDERLENS_TEST_POSTGRES_URL to run two instances on PostgreSQL");
+        return;
+    };
+    let url = first.database_url.clone();
+    let second = spawn_app_with(Backend::Postgres, |s| s.database_url = url)
+        .await
+        .expect("second instance");
+    // Submissions alternate between the instances, some resent to the other one.
+    let mut handles = Vec::new();
+    for i in 0..40u32 {
+        let (a, b) = (first.client.clone(), second.client.clone());
+        let (address_a, address_b) = (first.address.clone(), second.address.clone());
+        handles.push(actix_web::rt::spawn(async move {
+            let id = uuid::Uuid::new_v4().to_string();
+            let mut body = answers(if i % 2 == 0 { "female" } else { "male" }, 20 + i);
+            body["submission_id"] = json!(id);
+            let (client, address, other) = if i % 2 == 0 {
+                (a, address_a, address_b)
+            } else {
+                (b, address_b, address_a)
+            };
+            let url = |address: &str| format!("{address}/api/v1/forms/test-survey/submissions");
+            let first = client.post(url(&address)).json(&body).send().await;
+            let again = client.post(url(&other)).json(&body).send().await;
+            (
+                first.expect("submit").status().as_u16(),
+                again.expect("resend").status().as_u16(),
+            )
+        }));
+    }
+    for handle in handles {
+        assert_eq!(handle.await.expect("task"), (201, 200));
+    }
+    assert_eq!(first.count("test-survey"), 40);
+    // Both instances read the same indicators.
+    let path = "/api/v1/forms/test-survey/indicators";
+    let a: Value = first.get(path).await.json().await.expect("json");
+    let b: Value = second.get(path).await.json().await.expect("json");
+    assert_eq!(a["responses"], 40, "{a}");
+    assert_eq!(a["sex_counts"], b["sex_counts"]);
+    assert_eq!(a["indicators"], b["indicators"]);
+    assert_eq!(
+        second.get("/readyz").await.status(),
+        200,
+        "the second instance found the migrations applied"
+    );
+}
