@@ -80,6 +80,20 @@ pub enum Command {
         #[arg(long)]
         skip_invalid: bool,
     },
+    /// Delete responses: all received before a date, or one (a data-subject request).
+    Purge {
+        form: String,
+        /// Delete responses received before this date (YYYY-MM-DD means 00:00 UTC, or RFC 3339).
+        #[arg(
+            long,
+            required_unless_present = "response",
+            conflicts_with = "response"
+        )]
+        before: Option<String>,
+        /// Delete one response: its id or the submission id it was sent with.
+        #[arg(long)]
+        response: Option<String>,
+    },
     /// Notifications to survey owners.
     Mail {
         #[command(subcommand)]
@@ -285,6 +299,32 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Purge {
+            form,
+            before,
+            response,
+        } => {
+            let (form, db) = open_form(&settings, &form)?;
+            let mut conn = db.get()?;
+            match (before, response) {
+                (Some(before), _) => {
+                    let before = parse_cutoff(&before)?;
+                    let deleted = crate::privacy::purge_before(&mut conn, &form.id, before, "cli")?;
+                    println!("{deleted} responses received before {before} UTC deleted");
+                    Ok(ExitCode::SUCCESS)
+                }
+                (None, Some(id)) => {
+                    if crate::privacy::delete_response(&mut conn, &form.id, &id, "cli")? {
+                        println!("response {id} deleted");
+                        Ok(ExitCode::SUCCESS)
+                    } else {
+                        eprintln!("no response {id} in {}", form.id);
+                        Ok(ExitCode::FAILURE)
+                    }
+                }
+                (None, None) => anyhow::bail!("give --before DATE or --response ID"),
+            }
+        }
         Command::Mail {
             command: MailCommand::Failed,
         } => {
@@ -444,4 +484,14 @@ fn user_command(conn: &mut crate::db::AnyConnection, command: UserCommand) -> an
             write_stdout(&format!("revoked {prefix}\n"))
         }
     }
+}
+
+/// `YYYY-MM-DD` (midnight UTC) or an RFC 3339 timestamp, as a UTC time.
+fn parse_cutoff(text: &str) -> anyhow::Result<chrono::NaiveDateTime> {
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(date.and_time(chrono::NaiveTime::MIN));
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.naive_utc())
+        .with_context(|| format!("`{text}` is neither YYYY-MM-DD nor an RFC 3339 time"))
 }

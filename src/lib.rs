@@ -13,6 +13,7 @@ pub mod form;
 pub mod import;
 pub mod indicators;
 pub mod notify;
+pub mod privacy;
 pub mod startup;
 pub mod stats;
 pub mod submit;

@@ -160,6 +160,10 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        crate::privacy::spawn_retention(
+            self.mail_worker.db.clone(),
+            self.mail_worker.forms.clone(),
+        );
         crate::notify::spawn(self.mail_worker);
         self.server.await
     }

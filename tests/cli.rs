@@ -220,4 +220,46 @@ fn paper_surveys_import_all_or_nothing_with_line_numbers() {
     assert!(out.contains("1 stored"), "{out}");
     let (_, out) = import(&["--skip-invalid"]);
     assert!(out.contains("0 stored, 1 already present"), "{out}");
+
+    // A data-subject request by submission id, then a purge by date.
+    let purge = |args: &[&str]| {
+        let out = genderlens()
+            .args(["purge", "test-survey"])
+            .args(args)
+            .env("GENDERLENS_DATABASE_URL", &url)
+            .env("GENDERLENS_FORMS_DIR", repo("tests/fixtures/forms"))
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = purge(&["--before", "yesterday"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("neither YYYY-MM-DD nor an RFC 3339 time"),
+        "{out}"
+    );
+    let (code, out) = purge(&["--before", "2000-01-01"]);
+    assert_eq!(
+        (code, out.trim()),
+        (
+            Some(0),
+            "0 responses received before 2000-01-01 00:00:00 UTC deleted"
+        )
+    );
+    let (code, out) = purge(&["--response", "6f1c7a4e-0d55-4f59-9f3c-1b2a3c4d5e6f"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = purge(&["--response", "6f1c7a4e-0d55-4f59-9f3c-1b2a3c4d5e6f"]);
+    assert_eq!(code, Some(1), "deleted already: {out}");
+    let (_, out) = import(&["--skip-invalid"]);
+    assert!(
+        out.contains("1 stored"),
+        "stored anew after deletion: {out}"
+    );
+    let (code, out) = purge(&["--before", "2999-01-01T00:00:00Z"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("1 responses received before"), "{out}");
 }

@@ -95,6 +95,31 @@ pub fn count(conn: &mut AnyConnection, form: &str) -> QueryResult<i64> {
         .get_result(conn)
 }
 
+/// Deletes a form's responses received before `before`; returns how many.
+pub fn delete_received_before(
+    conn: &mut AnyConnection,
+    form: &str,
+    before: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::delete(
+        responses::table
+            .filter(responses::form_id.eq(form))
+            .filter(responses::received_at.lt(before)),
+    )
+    .execute(conn)
+}
+
+/// Deletes one response of a form, named by its id or by the submission id it was sent
+/// with; returns how many were deleted (0 or 1).
+pub fn delete_one(conn: &mut AnyConnection, form: &str, id: &str) -> QueryResult<usize> {
+    diesel::delete(
+        responses::table
+            .filter(responses::form_id.eq(form))
+            .filter(responses::id.eq(id).or(responses::submission_id.eq(id))),
+    )
+    .execute(conn)
+}
+
 pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<ResponseRow>> {
     responses::table
         .find(id)
@@ -136,7 +161,12 @@ pub fn record_form_version(
                     ))
                     .execute(conn)?;
             }
-            Some(stored) if stored == hash => {}
+            // Same questions: keep the latest settings (status, owners…) with it.
+            Some(stored) if stored == hash => {
+                diesel::update(form_versions::table.find((form, version_i32)))
+                    .set(form_versions::definition.eq(definition))
+                    .execute(conn)?;
+            }
             Some(_) => {
                 let used: i64 = responses::table
                     .filter(responses::form_id.eq(form))

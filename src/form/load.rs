@@ -311,6 +311,12 @@ impl Checker<'_> {
             );
         }
 
+        if file.retention_days == Some(0) {
+            self.error(
+                None,
+                "retention_days must be at least 1 (leave it out to keep responses)".into(),
+            );
+        }
         if let Some(lang) = &file.notify.language {
             if !file.languages.contains(lang) {
                 self.error(
@@ -395,8 +401,16 @@ impl Checker<'_> {
             }
         }
 
+        // Only what gives stored answers their meaning: closing a form, adding an owner
+        // or a retention period must not demand a new version.
         let hash = {
-            let canonical = serde_json::to_vec(&file).unwrap_or_default();
+            let meaning = (
+                &file.questions,
+                &file.choices,
+                &file.disaggregation,
+                &file.weight,
+            );
+            let canonical = serde_json::to_vec(&meaning).unwrap_or_default();
             hex::encode(Sha256::digest(&canonical))
         };
         let sex = sex?;
@@ -412,6 +426,7 @@ impl Checker<'_> {
             closes_at: file.closes_at,
             public_indicators: file.public_indicators,
             notify: file.notify.clone(),
+            retention_days: file.retention_days,
             disaggregation: file.disaggregation.clone(),
             weight: file.weight.clone(),
             questions,

@@ -170,6 +170,10 @@ pub struct FormFile {
     pub public_indicators: bool,
     #[serde(default)]
     pub notify: Notify,
+    /// Responses older than this many days are deleted (privacy by design); kept forever
+    /// when unset.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
     pub disaggregation: Disaggregation,
     #[serde(default)]
     pub weight: Option<String>,
@@ -245,6 +249,7 @@ pub struct Form {
     pub closes_at: Option<DateTime<Utc>>,
     pub public_indicators: bool,
     pub notify: Notify,
+    pub retention_days: Option<u32>,
     pub disaggregation: Disaggregation,
     pub weight: Option<String>,
     pub questions: Vec<Question>,

@@ -11,6 +11,7 @@ mod indicators;
 mod limits;
 mod metrics;
 mod pages;
+mod privacy;
 mod session;
 mod viewer;
 
@@ -183,6 +184,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, limits: &RateLimits) {
                 web::get().to(indicators::csv),
             )
             .route("/forms/{form}/responses", web::get().to(exports::responses))
+            .route(
+                "/forms/{form}/responses/{id}",
+                web::delete().to(privacy::delete_response),
+            )
             .route(
                 "/forms/{form}/dictionary.csv",
                 web::get().to(exports::dictionary),

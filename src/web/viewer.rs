@@ -24,6 +24,15 @@ impl Viewer {
         }
     }
 
+    /// An admin: 401 without credentials, 403 for planners.
+    pub fn require_admin(&self) -> Result<&Account, ApiError> {
+        match self {
+            Viewer::Anonymous => Err(ApiError::Unauthorized),
+            Viewer::User(account) if account.role == auth::Role::Admin => Ok(account),
+            Viewer::User(_) => Err(ApiError::Forbidden),
+        }
+    }
+
     /// Any signed-in user.
     pub fn account(&self) -> Result<&Account, ApiError> {
         match self {

@@ -10,4 +10,5 @@ mod mail;
 mod ops;
 mod pages;
 mod planners;
+mod privacy;
 mod submissions;
