@@ -862,6 +862,24 @@ choices:
             .starts_with("forms/t.yaml:12: error: question `band`"));
     }
 
+    proptest::proptest! {
+        /// Hostile or broken files get problems, never a panic.
+        #[test]
+        fn any_text_loads_or_reports(text in "\\PC{0,400}") {
+            let _ = load(&text);
+        }
+
+        /// A valid form with one span replaced by arbitrary text.
+        #[test]
+        fn a_mangled_form_loads_or_reports(at in 0usize..700, len in 0usize..40, with in "\\PC{0,40}") {
+            let at = MINIMAL.floor_char_boundary(at.min(MINIMAL.len()));
+            let end = MINIMAL.floor_char_boundary((at + len).min(MINIMAL.len()));
+            let text = format!("{}{with}{}", &MINIMAL[..at], &MINIMAL[end..]);
+            let (form, problems) = load(&text);
+            proptest::prop_assert!(form.is_some() || !problems.is_empty());
+        }
+    }
+
     #[test]
     fn mail_language_must_be_a_form_language() {
         let with = |lang: &str| {

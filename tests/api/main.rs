@@ -5,6 +5,7 @@ mod access;
 mod browser;
 mod fuzz;
 mod helpers;
+mod hostile;
 mod indicators;
 mod mail;
 mod ops;
