@@ -369,24 +369,15 @@ fn import_xlsform(
     file: &std::path::Path,
     output: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
-    let imported = form::xlsform::read(file);
-    let mut problems = imported.problems;
-    let checked = imported.file.map(|source| {
-        let (form, check_problems) = form::check_file(file, source.clone(), &imported.rows);
-        problems.extend(check_problems);
-        (form, source)
-    });
+    let (loaded, problems, _) = form::xlsform::load(file);
     for problem in &problems {
         eprintln!("{problem}");
     }
-    let refused = problems.iter().any(|p| p.severity == Severity::Error);
-    let source = match checked {
-        Some((Some(_), source)) if !refused => source,
-        _ => {
-            eprintln!("{}: not converted", file.display());
-            return Ok(ExitCode::FAILURE);
-        }
+    let Some(loaded) = loaded else {
+        eprintln!("{}: not converted", file.display());
+        return Ok(ExitCode::FAILURE);
     };
+    let source = loaded.source;
     let header = format!(
         "# Converted from {} by `genderlens forms import-xlsform`.\n",
         file.file_name()

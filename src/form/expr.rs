@@ -384,7 +384,18 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                 i = j;
                 continue;
             }
-            _ => return Err(err("unexpected character", start)),
+            _ => {
+                let c = src
+                    .get(start..)
+                    .and_then(|s| s.chars().next())
+                    .unwrap_or_default();
+                let hint = if matches!(c, '‘' | '’' | '“' | '”') {
+                    " (a typographic quote: use ' or \")"
+                } else {
+                    ""
+                };
+                return Err(err(&format!("unexpected character `{c}`{hint}"), start));
+            }
         }
         i += 1;
     }

@@ -93,6 +93,12 @@ pub struct Location {
 /// `weight`, `owners`, and a choice list's name (with an empty value).
 pub trait Locate {
     fn locate(&self, key: &str, value: &str, list: Option<&str>) -> Option<Location>;
+
+    /// Whether the reader of the source already refused the sex question (a workbook
+    /// without one), so the checker does not report it a second time.
+    fn sex_refused(&self) -> bool {
+        false
+    }
 }
 
 /// YAML text: the line where `key: value` is written.
@@ -200,20 +206,7 @@ pub fn load_file(path: &Path) -> (Option<Form>, Vec<Problem>) {
 /// As `load_file`, with where the form id is written (for the duplicate-id check).
 fn load_any(path: &Path) -> (Option<Form>, Vec<Problem>, Option<Location>) {
     match FileKind::of(path) {
-        Some(FileKind::Workbook) => {
-            let imported = super::xlsform::read(path);
-            let Some(file) = imported.file else {
-                return (None, imported.problems, None);
-            };
-            let id_at = imported.rows.locate("id", &file.id, None);
-            let (form, problems) = check_file(path, file, &imported.rows);
-            let mut all = imported.problems;
-            all.extend(problems);
-            // The reader's refusals (e.g. a repeat) must stop the form even when what
-            // remains would pass the checks.
-            let refused = all.iter().any(|p| p.severity == Severity::Error);
-            (form.filter(|_| !refused), all, id_at)
-        }
+        Some(FileKind::Workbook) => super::xlsform::load(path),
         _ => match std::fs::read_to_string(path) {
             Ok(text) => {
                 let (form, problems) = load_str(path, &text);
@@ -333,6 +326,16 @@ fn is_name(s: &str) -> bool {
     matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
         && s.len() <= 64
+}
+
+/// A choice value: like a name, but it may start with a digit (`0_4`, `10_mins`), as
+/// XLSForm allows. No spaces: a `select_multiple` answer is the values joined by spaces.
+fn is_choice_value(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && !s.starts_with(['-', '.'])
 }
 
 struct Checker<'a> {
@@ -477,12 +480,12 @@ impl Checker<'_> {
             }
             let mut values = HashSet::new();
             for choice in list {
-                if !is_name(&choice.value) && !choice.value.bytes().all(|b| b.is_ascii_digit()) {
+                if !is_choice_value(&choice.value) {
                     self.error_at_choice(
                         name,
                         &choice.value,
                         format!(
-                            "choice `{}` in list `{name}`: values are names without spaces",
+                            "choice `{}` in list `{name}`: values use letters, digits, `_`, `-` and `.` only (no spaces)",
                             choice.value
                         ),
                     );
@@ -830,6 +833,7 @@ impl Checker<'_> {
         let spec = &file.disaggregation.sex;
         let mut sex = None;
         match index.get(&spec.question) {
+            None if self.source.sex_refused() => {}
             None => self.error_at(
                 "question",
                 &spec.question,

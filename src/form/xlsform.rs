@@ -32,6 +32,7 @@ impl Imported {
 #[derive(Debug, Default)]
 pub struct RowMap {
     at: HashMap<(String, String), Location>,
+    sex_refused: bool,
 }
 
 impl RowMap {
@@ -61,6 +62,10 @@ impl Locate for RowMap {
             _ => get(key, value),
         }
     }
+
+    fn sex_refused(&self) -> bool {
+        self.sex_refused
+    }
 }
 
 const SURVEY: &str = "survey";
@@ -75,21 +80,40 @@ pub fn read(path: &Path) -> Imported {
         rows: RowMap::default(),
     };
     let file = reader.read_workbook();
-    // In the order a person reads the workbook: sheet by sheet, row by row.
+    sort_problems(&mut reader.problems);
+    Imported {
+        file,
+        problems: reader.problems,
+        rows: reader.rows,
+    }
+}
+
+/// Reads a workbook and checks the form like any form file: the form (when nothing was
+/// refused), every problem in reading order, and where the form id is written.
+pub fn load(path: &Path) -> (Option<Form>, Vec<Problem>, Option<Location>) {
+    let imported = read(path);
+    let Some(file) = imported.file else {
+        return (None, imported.problems, None);
+    };
+    let id_at = imported.rows.locate("id", &file.id, None);
+    let (form, checked) = super::load::check_file(path, file, &imported.rows);
+    let mut problems = imported.problems;
+    problems.extend(checked);
+    sort_problems(&mut problems);
+    // The reader's refusals (e.g. a repeat) stop the form even when what remains passes.
+    let refused = problems.iter().any(|p| p.severity == Severity::Error);
+    (form.filter(|_| !refused), problems, id_at)
+}
+
+/// In the order a person reads the workbook: sheet by sheet, row by row.
+fn sort_problems(problems: &mut [Problem]) {
     let rank = |p: &Problem| match p.sheet.as_deref() {
         Some(SURVEY) => 1,
         Some(CHOICES) => 2,
         Some(_) => 3,
         None => 0,
     };
-    reader
-        .problems
-        .sort_by_key(|p| (rank(p), p.line.unwrap_or(usize::MAX)));
-    Imported {
-        file,
-        problems: reader.problems,
-        rows: reader.rows,
-    }
+    problems.sort_by_key(|p| (rank(p), p.line.unwrap_or(usize::MAX)));
 }
 
 // ---------------------------------------------------------------- sheets and cells
@@ -993,7 +1017,16 @@ impl Mapper<'_> {
         for (id, row) in &reader.question_rows {
             self.rows.insert("id", id, SURVEY, *row);
         }
-        let sex = sex?;
+        // Without a sex question the form is refused, but the rest is still checked so
+        // the author sees every problem at once.
+        let sex = sex.unwrap_or_else(|| {
+            self.rows.sex_refused = true;
+            SexSpec {
+                question: String::new(),
+                female: String::new(),
+                male: String::new(),
+            }
+        });
         Some(FormFile {
             id,
             version,
@@ -1510,7 +1543,35 @@ impl Mapper<'_> {
                 match found {
                     Some(id) => id,
                     None => {
-                        self.notice(Severity::Error, SURVEY, None, "no sex question: genderlens compares every answer by sex, so the form needs a `select_one` named `sex` or `gender`, or the name of its sex question in column `sex_question` of sheet `settings`".into());
+                        // Point at select_ones that look like one (`a8_respondent_gender`).
+                        let looks_like = |q: &QuestionFile| {
+                            let mut texts = vec![q.id.to_lowercase()];
+                            if let Some(Text::ByLanguage(map)) = &q.label {
+                                texts.extend(map.values().map(|l| l.to_lowercase()));
+                            }
+                            texts
+                                .iter()
+                                .any(|t| t.contains("sex") || t.contains("gender"))
+                        };
+                        let candidates: Vec<(String, usize)> = r
+                            .all()
+                            .filter(|q| q.kind == QuestionType::SelectOne && looks_like(q))
+                            .filter_map(|q| {
+                                r.question_rows.iter().find(|(id, _)| *id == q.id).cloned()
+                            })
+                            .collect();
+                        let hint = match candidates.as_slice() {
+                            [] => String::new(),
+                            found => format!(
+                                "; perhaps {}",
+                                found
+                                    .iter()
+                                    .map(|(id, row)| format!("`{id}` (row {row})"))
+                                    .collect::<Vec<_>>()
+                                    .join(" or ")
+                            ),
+                        };
+                        self.notice(Severity::Error, SURVEY, candidates.first().map(|(_, row)| *row), format!("no sex question: genderlens compares every answer by sex, so the form needs a `select_one` named `sex` or `gender`, or the name of its sex question in column `sex_question` of sheet `settings`{hint}"));
                         return None;
                     }
                 }
