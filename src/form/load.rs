@@ -506,7 +506,7 @@ impl Checker<'_> {
         let mut questions = Vec::new();
         self.flatten(&file.questions, None, &mut questions);
         if questions.is_empty() {
-            self.error(None, "the form has no questions".into());
+            self.error_at("questions", "", "the form has no questions".into());
         }
         let mut index = HashMap::new();
         for (i, q) in questions.iter().enumerate() {

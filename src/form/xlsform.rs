@@ -1208,8 +1208,14 @@ impl Mapper<'_> {
                     warned.push(column);
                 }
             }
-            self.rows
-                .insert("value", &format!("{list}\u{0}{name}"), CHOICES, row.number);
+            // The last row of a value: a duplicate is reported where it is repeated.
+            self.rows.at.insert(
+                ("value".into(), format!("{list}\u{0}{name}")),
+                Location {
+                    sheet: Some(CHOICES.into()),
+                    line: row.number,
+                },
+            );
             self.rows.insert("value", &name, CHOICES, row.number);
             self.rows.insert(&list, "", CHOICES, row.number);
             let Some(label) = row.text("label", default_language) else {
@@ -1230,6 +1236,7 @@ impl Mapper<'_> {
 
     fn read_survey(&mut self, sheet: &Sheet, r: &mut SurveyReader) {
         let columns = self.columns(sheet);
+        self.rows.insert("questions", "", SURVEY, sheet.header_row);
         if !columns
             .iter()
             .any(|(c, _)| *c == Column::Plain("type".into()))
