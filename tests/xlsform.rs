@@ -68,7 +68,6 @@ const CORPUS: &[(&str, Expect)] = &[
         Refused(&[
             "sheet `survey`, row 3: column `trigger`: `trigger` (recalculating on another answer) is not supported",
             "sheet `survey`, row 8: choice list `yes_no` is not in sheet `choices`",
-            "sheet `settings`, row 2: `version` `45555.714980902776` is not a whole number",
             "sheet `choices`, row 72: choice `24/7` in list `opening_hours`",
             NO_SEX,
         ]),
@@ -691,6 +690,35 @@ fn the_command_line_converts_both_ways() {
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no sex question"));
+
+    // `forms check` reports workbook problems with sheet and row.
+    let bad = dir.path().join("bad");
+    std::fs::create_dir(&bad).expect("dir");
+    write_workbook(
+        &bad.join("bad.xlsx"),
+        &[(
+            "survey",
+            &[
+                &["type", "name", "label"],
+                &["select_one sex", "sex", "Sex"],
+                &["geopoint", "where", "Where?"],
+            ],
+        )],
+    );
+    let out = genderlens()
+        .args(["forms", "check"])
+        .arg(&bad)
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let file = bad.join("bad.xlsx");
+    for expected in [
+        format!("{}:2: error: sheet `survey`, row 2: choice list `sex` is not in sheet `choices`", file.display()),
+        format!("{}:3: error: sheet `survey`, row 3: type `geopoint` (`where`): location questions are not supported", file.display()),
+    ] {
+        assert!(stdout.contains(&expected), "missing {expected:?} in:\n{stdout}");
+    }
 }
 
 // ---------------------------------------------------------------- pyxform

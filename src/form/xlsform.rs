@@ -1122,25 +1122,27 @@ impl Mapper<'_> {
         (!map.is_empty()).then_some(Text::ByLanguage(map))
     }
 
-    /// XLSForm versions are often strings such as `2024031501`; genderlens keeps each
-    /// response's version as a number, so a whole number that fits is used and anything
-    /// else is refused rather than guessed.
+    /// XLSForm versions are often strings such as `2024031501`, which are used as they
+    /// are when they fit the database's version column. Other texts (Kobo's `vAbC…`, a
+    /// date) get a number derived from the text, so the same text always gives the same
+    /// version and a changed one a new version; a warning names it.
     fn version(&mut self, cell: Option<&Data>, row: Option<usize>) -> u32 {
-        let text = cell.and_then(cell_text);
-        let Some(text) = text else {
+        let Some(text) = cell.and_then(cell_text) else {
             self.notice(Severity::Warning, SETTINGS, row, "no `version` in sheet `settings`: version 1 is used; raise it when the questions change".into());
             return 1;
         };
-        let number = match cell {
+        let whole = match cell {
+            // A date cell shows as a date but holds a fraction of days.
             Some(Data::DateTime(_) | Data::DateTimeIso(_)) => None,
             _ => text
                 .parse::<u32>()
                 .ok()
-                .filter(|v| (1..=i32::MAX as u32).contains(v)),
+                .filter(|v| (1..=MAX_VERSION).contains(v)),
         };
-        number.unwrap_or_else(|| {
-            self.notice(Severity::Error, SETTINGS, row, format!("`version` `{text}` is not a whole number from 1 to {} (genderlens numbers form versions; write e.g. `2024031501`)", i32::MAX));
-            1
+        whole.unwrap_or_else(|| {
+            let number = version_from_text(&text);
+            self.notice(Severity::Warning, SETTINGS, row, format!("`version` `{text}` is not a whole number from 1 to {MAX_VERSION}; genderlens numbers this version {number} (the same text always gives the same number)"));
+            number
         })
     }
 
@@ -1448,6 +1450,19 @@ impl Mapper<'_> {
             default: None,
             questions: Vec::new(),
         };
+        // ODK fills `${q}` in labels with the answer; genderlens shows the text as written.
+        let refers = |t: &Option<Text>| match t {
+            Some(Text::ByLanguage(map)) => map.values().any(|s| s.contains("${")),
+            Some(Text::Plain(s)) => s.contains("${"),
+            None => false,
+        };
+        if refers(&q.label) || refers(&q.hint) || refers(&q.constraint_message) {
+            self.warn(
+                SURVEY,
+                row.number,
+                "the text refers to an answer (`${…}`); genderlens shows it as written, without the answer filled in".into(),
+            );
+        }
         if let Some(constraint) = row.get("constraint") {
             let bounds = split_bounds(kind, &constraint);
             q.min = bounds.min;
@@ -1644,6 +1659,18 @@ impl Mapper<'_> {
             male,
         })
     }
+}
+
+/// Versions are kept in a signed 32-bit column.
+const MAX_VERSION: u32 = i32::MAX as u32;
+
+/// A version number in 1..=MAX_VERSION derived from a version text (SHA-256, so it does
+/// not change between builds).
+fn version_from_text(text: &str) -> u32 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(text.as_bytes());
+    let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+    n % MAX_VERSION + 1
 }
 
 /// `parameters` of a `range`: `start=1 end=10 step=1` (spaces, commas or semicolons).
@@ -1905,6 +1932,14 @@ mod tests {
         assert_eq!(slug("YesNo"), "yesno");
         assert_eq!(slug("__x__"), "x");
         assert_eq!(slug("ÄÖ"), "");
+    }
+
+    #[test]
+    fn text_versions_get_a_stable_number() {
+        let v = version_from_text("vAbC3xYz");
+        assert_eq!(v, version_from_text("vAbC3xYz"));
+        assert_ne!(v, version_from_text("vAbC3xYZ"));
+        assert!((1..=MAX_VERSION).contains(&v));
     }
 
     #[test]
