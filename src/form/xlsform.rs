@@ -675,6 +675,7 @@ const SURVEY_COLUMNS: &[&str] = &[
     "appearance",
     "choices",
     "parameters",
+    "read_only",
 ];
 
 /// Survey columns whose content would change what the form does if it were dropped.
@@ -697,13 +698,7 @@ const REFUSED_COLUMNS: &[(&str, &str)] = &[
 
 /// Survey columns that only change how a form looks in ODK Collect, or carry messages
 /// genderlens words itself: ignored with a warning.
-const IGNORED_COLUMNS: &[&str] = &[
-    "required_message",
-    "guidance_hint",
-    "autoplay",
-    "rows",
-    "read_only",
-];
+const IGNORED_COLUMNS: &[&str] = &["required_message", "guidance_hint", "autoplay", "rows"];
 
 impl Mapper<'_> {
     fn notice(&mut self, severity: Severity, sheet: &str, row: Option<usize>, message: String) {
@@ -1469,6 +1464,18 @@ impl Mapper<'_> {
             q.max = bounds.max;
             q.max_length = bounds.max_length;
             q.constraint = bounds.rest;
+        }
+        // A read-only answer is one the resident may not change: not expressible here.
+        if let Some(read_only) = row.get("read_only") {
+            if kind.is_answerable() && truthy(&read_only) != Some(false) {
+                self.refuse(
+                    SURVEY,
+                    row.number,
+                    format!(
+                        "`read_only` `{read_only}` on a question residents answer is not supported"
+                    ),
+                );
+            }
         }
         if let Some(default) = row.get("default") {
             // ODK also takes expressions (`${last-saved#q}`, `today()`); only a constant
