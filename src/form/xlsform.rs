@@ -297,7 +297,12 @@ fn language_code(written: &str) -> Result<String, String> {
     if let Some((_, code)) = LANGUAGE_NAMES.iter().find(|(name, _)| *name == lower) {
         return Ok((*code).to_owned());
     }
-    if is_language_code(&lower) && lower.len() <= 3 {
+    // A bare code (`en`, `pt-br`), not a name we do not know (`klingon`).
+    let primary = lower.split('-').next().unwrap_or_default();
+    if is_language_code(&lower)
+        && (2..=3).contains(&primary.len())
+        && primary.bytes().all(|b| b.is_ascii_lowercase())
+    {
         return Ok(lower);
     }
     Err(format!(
@@ -1827,6 +1832,7 @@ mod tests {
         assert_eq!(language_code("english").as_deref(), Ok("en"));
         assert_eq!(language_code("EN").as_deref(), Ok("en"));
         assert_eq!(language_code("Português (pt-BR)").as_deref(), Ok("pt-br"));
+        assert_eq!(language_code("pt-BR").as_deref(), Ok("pt-br"));
         assert!(language_code("Klingon").is_err());
     }
 
