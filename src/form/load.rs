@@ -338,6 +338,18 @@ fn is_choice_value(s: &str) -> bool {
         && !s.starts_with(['-', '.'])
 }
 
+/// What a problem is about, to find where it is written.
+#[derive(Clone, Copy)]
+enum Subject<'s> {
+    Question(&'s str),
+    Choice {
+        list: &'s str,
+        value: &'s str,
+    },
+    /// A key of the form itself (`title`, `description`).
+    Form(&'static str),
+}
+
 struct Checker<'a> {
     path: &'a Path,
     source: &'a dyn Locate,
@@ -364,32 +376,35 @@ impl Checker<'_> {
     }
 
     fn error_at_choice(&mut self, list: &str, value: &str, message: String) {
-        let at = self.source.locate("value", value, Some(list));
+        self.push_about(Severity::Error, Subject::Choice { list, value }, message);
+    }
+
+    fn push_about(&mut self, severity: Severity, subject: Subject, message: String) {
+        let at = match subject {
+            Subject::Question(q) => return self.push(severity, Some(q), message),
+            Subject::Choice { list, value } => self.source.locate("value", value, Some(list)),
+            Subject::Form(key) => self.source.locate(key, "", None),
+        };
         self.problems
-            .push(Problem::at(self.path, at, Severity::Error, message));
+            .push(Problem::at(self.path, at, severity, message));
     }
 
     /// Every declared language should have a translation; a missing one falls back to
     /// the default language, which must be there.
-    fn check_text(
-        &mut self,
-        text: &Text,
-        languages: &[String],
-        question: Option<&str>,
-        what: &str,
-    ) {
+    fn check_text(&mut self, text: &Text, languages: &[String], about: Subject, what: &str) {
         let Text::ByLanguage(map) = text else { return };
         for (i, lang) in languages.iter().enumerate() {
             if !text.has(lang) {
                 if i == 0 {
-                    self.error(
-                        question,
+                    self.push_about(
+                        Severity::Error,
+                        about,
                         format!("{what} has no text in the default language `{lang}`"),
                     );
                 } else {
-                    self.push(
+                    self.push_about(
                         Severity::Warning,
-                        question,
+                        about,
                         format!(
                             "{what} has no `{lang}` translation; the default language is shown"
                         ),
@@ -399,9 +414,9 @@ impl Checker<'_> {
         }
         for lang in map.keys() {
             if !languages.contains(lang) {
-                self.push(
+                self.push_about(
                     Severity::Warning,
-                    question,
+                    about,
                     format!("{what} has text in `{lang}`, which is not in the form's languages"),
                 );
             }
@@ -437,9 +452,14 @@ impl Checker<'_> {
             }
         }
         let languages = file.languages.clone();
-        self.check_text(&file.title, &languages, None, "the title");
+        self.check_text(&file.title, &languages, Subject::Form("title"), "the title");
         if let Some(d) = &file.description {
-            self.check_text(d, &languages, None, "the description");
+            self.check_text(
+                d,
+                &languages,
+                Subject::Form("description"),
+                "the description",
+            );
         }
         for owner in &file.owners {
             if !validator::ValidateEmail::validate_email(owner) {
@@ -498,7 +518,11 @@ impl Checker<'_> {
                     );
                 }
                 let what = format!("the label of choice `{}` in list `{name}`", choice.value);
-                self.check_text(&choice.label, &languages, None, &what);
+                let about = Subject::Choice {
+                    list: name,
+                    value: &choice.value,
+                };
+                self.check_text(&choice.label, &languages, about, &what);
             }
         }
 
@@ -664,13 +688,20 @@ impl Checker<'_> {
             // A group without a label only lays questions out (XLSForm allows it).
             (None, QuestionType::Calculate | QuestionType::Group) => {}
             (None, _) => self.error(Some(id), "a label is required".into()),
-            (Some(label), _) => self.check_text(label, languages, Some(id), "the label"),
+            (Some(label), _) => {
+                self.check_text(label, languages, Subject::Question(id), "the label")
+            }
         }
         if let Some(hint) = &q.hint {
-            self.check_text(hint, languages, Some(id), "the hint");
+            self.check_text(hint, languages, Subject::Question(id), "the hint");
         }
         if let Some(msg) = &q.constraint_message {
-            self.check_text(msg, languages, Some(id), "the constraint message");
+            self.check_text(
+                msg,
+                languages,
+                Subject::Question(id),
+                "the constraint message",
+            );
         }
         if q.required && !kind.is_answerable() {
             self.error(
@@ -1063,6 +1094,21 @@ choices:
         assert!(problems
             .iter()
             .any(|p| p.severity == Severity::Warning && p.message.contains("`uk`")));
+    }
+
+    #[test]
+    fn choice_problems_point_at_the_choice() {
+        let text = MINIMAL.replace(
+            "{ value: m, label: { en: M, uk: Ч } }",
+            "{ value: m, label: { en: M } }",
+        );
+        let (form, problems) = load(&text);
+        assert!(form.is_some());
+        let p = problems
+            .iter()
+            .find(|p| p.message.contains("choice `m`"))
+            .expect("warning");
+        assert_eq!((p.severity, p.line), (Severity::Warning, Some(14)), "{p}");
     }
 
     #[test]

@@ -866,6 +866,9 @@ impl Mapper<'_> {
     ) -> Option<FormFile> {
         let (settings_map, settings_row) = self.settings_of(settings);
         let setting = |key: &str| settings_map.get(key).and_then(cell_text);
+        for key in ["title", "description"] {
+            self.rows.insert_opt(key, "", SETTINGS, settings_row);
+        }
         for key in settings_map.keys() {
             self.rows.insert_opt("setting", key, SETTINGS, settings_row);
         }
