@@ -265,6 +265,10 @@ fn specify_other_maps_the_sex_question_and_its_other_option() {
         .map(|c| c.value.as_str())
         .collect();
     assert_eq!(values, ["male", "female", "other"]);
+    assert!(
+        !form.choices.contains_key("sexes"),
+        "the list only `or_other` used is replaced by its copy"
+    );
     let other = form.question("sex_other").expect("specify other");
     assert_eq!(other.kind, QuestionType::Text);
     assert_eq!(other.relevant.as_deref(), Some("selected(${sex}, 'other')"));

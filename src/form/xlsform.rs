@@ -893,6 +893,15 @@ impl Mapper<'_> {
             ..SurveyReader::default()
         };
         self.read_survey(survey, &mut reader);
+        // A list that only an `or_other` question used is replaced by its `_or_other` copy.
+        for list in std::mem::take(&mut reader.extended) {
+            if !reader
+                .all()
+                .any(|q| q.choices.as_deref() == Some(list.as_str()))
+            {
+                reader.choices.remove(&list);
+            }
+        }
 
         // Form identity and settings.
         let stem = self
@@ -1526,6 +1535,7 @@ impl Mapper<'_> {
                 label: every("Other"),
             });
             r.choices.insert(name.clone(), with_other);
+            r.extended.push(list.clone());
             name
         };
         let text_question = QuestionFile {
@@ -1741,6 +1751,8 @@ struct SurveyReader {
     question_rows: Vec<(String, usize)>,
     default_language: String,
     languages: Vec<String>,
+    /// Lists copied with an added `other` for `or_other` questions.
+    extended: Vec<String>,
 }
 
 impl SurveyReader {
