@@ -475,6 +475,8 @@ const SETTINGS: &[&[&str]] = &[
         "default_language",
         "disaggregate_by",
         "owners",
+        "notify_language",
+        "title_uk",
     ],
     &[
         "City_Survey",
@@ -483,6 +485,8 @@ const SETTINGS: &[&[&str]] = &[
         "English (en)",
         "",
         "planning@example.org",
+        "Ukrainian (uk)",
+        "Міське опитування",
     ],
 ];
 
@@ -517,6 +521,8 @@ fn a_workbook_with_every_supported_type_loads_and_its_yaml_loads_to_the_same_for
     assert_eq!(direct.version, 2_024_031_501);
     assert_eq!(direct.languages, ["en", "uk"]);
     assert_eq!(direct.owners, ["planning@example.org"]);
+    assert_eq!(direct.notify.language.as_deref(), Some("uk"));
+    assert_eq!(direct.title.get("uk", "en"), "Міське опитування");
     let sex = &direct.disaggregation.sex;
     assert_eq!(
         (

@@ -1004,11 +1004,16 @@ impl Mapper<'_> {
             "public_indicators",
             settings_row,
         );
-        let notify = self.notify(
-            setting("notify_digest_minutes"),
-            setting("notify_milestones"),
-            settings_row,
-        );
+        let notify = Notify {
+            // The language owners' mail is written in (a language code).
+            language: setting("notify_language")
+                .map(|l| language_code(&l).unwrap_or_else(|_| l.to_lowercase())),
+            ..self.notify(
+                setting("notify_digest_minutes"),
+                setting("notify_milestones"),
+                settings_row,
+            )
+        };
         let weight = setting("weight");
         if let Some(w) = &weight {
             self.rows.insert_opt("weight", w, SETTINGS, settings_row);

@@ -3,9 +3,9 @@
 //!
 //! What XLSForm has no column for is written in columns pyxform ignores: the settings
 //! columns `sex_question`, `sex_female`, `sex_male`, `disaggregate_by`, `owners`,
-//! `status`, `public_indicators`, `weight`, `opens_at`, `closes_at`, `notify_*`,
-//! `title_<code>`/`description_<code>` (translations), and the survey column `choices`
-//! (the value list of a `calculate`). `min`/`max`/`max_length` become the constraint
+//! `status`, `public_indicators`, `weight`, `opens_at`, `closes_at`, `notify_*` (digest
+//! minutes, milestones, language), `title_<code>`/`description_<code>` (translations),
+//! and the survey column `choices` (the value list of a `calculate`). `min`/`max`/`max_length` become the constraint
 //! ODK enforces, which the reader splits back out.
 
 use super::model::*;
@@ -206,6 +206,10 @@ fn workbook(form: &FormFile) -> Result<Workbook, XlsxError> {
                 .map(u64::to_string)
                 .collect::<Vec<_>>()
                 .join(","),
+        ),
+        (
+            "notify_language".into(),
+            form.notify.language.clone().unwrap_or_default(),
         ),
     ];
     // Translations of the title and description beyond the default language.
