@@ -1,4 +1,4 @@
-//! The command line: `serve` (default), `migrate`, `forms check`.
+//! The command line: `serve` (default), `migrate`, `forms check|import-xlsform|export-xlsform`, …
 
 use crate::config::Settings;
 use crate::db::Database;
@@ -172,6 +172,20 @@ pub enum FormsCommand {
     Check {
         /// Directory of form files (default: the configured forms directory).
         dir: Option<PathBuf>,
+    },
+    /// Convert an XLSForm workbook (.xlsx, .xls) to the native YAML form file.
+    ImportXlsform {
+        file: PathBuf,
+        /// Output file, e.g. forms/ID.yaml (default: standard output).
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+    },
+    /// Write a form of the forms directory as an XLSForm workbook.
+    ExportXlsform {
+        form: String,
+        /// Output file (default: ID.xlsx).
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -371,7 +385,54 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Forms {
             command: FormsCommand::Check { dir },
         } => Ok(check_forms(&dir.unwrap_or(settings.forms_dir))),
+        Command::Forms {
+            command: FormsCommand::ImportXlsform { file, output },
+        } => import_xlsform(&file, output.as_deref()),
+        Command::Forms {
+            command: FormsCommand::ExportXlsform { form, output },
+        } => {
+            let forms = startup::load_forms(&settings)?;
+            let found = forms
+                .get(&form)
+                .with_context(|| format!("no form `{form}` in {}", settings.forms_dir.display()))?;
+            let output = output.unwrap_or_else(|| PathBuf::from(format!("{form}.xlsx")));
+            form::xlsform_export::write_file(&found.source, &output)?;
+            eprintln!("{} written", output.display());
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// Converts a workbook to YAML. Notices go to standard error; the YAML is written only
+/// when the form passes every check, so a refused workbook leaves nothing behind.
+fn import_xlsform(
+    file: &std::path::Path,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let (loaded, problems, _) = form::xlsform::load(file);
+    for problem in &problems {
+        eprintln!("{problem}");
+    }
+    let Some(loaded) = loaded else {
+        eprintln!("{}: not converted", file.display());
+        return Ok(ExitCode::FAILURE);
+    };
+    let source = loaded.source;
+    let header = format!(
+        "# Converted from {} by `genderlens forms import-xlsform`.\n",
+        file.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    );
+    let yaml = header + &form::to_yaml(&source)?;
+    match output {
+        Some(path) => {
+            std::fs::write(path, yaml).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("{} written (form `{}`)", path.display(), source.id);
+        }
+        None => write_stdout(&yaml)?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn serve(settings: Settings) -> anyhow::Result<ExitCode> {

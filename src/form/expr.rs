@@ -384,7 +384,18 @@ fn tokenize(src: &str) -> Result<Vec<(Tok, usize)>, ParseError> {
                 i = j;
                 continue;
             }
-            _ => return Err(err("unexpected character", start)),
+            _ => {
+                let c = src
+                    .get(start..)
+                    .and_then(|s| s.chars().next())
+                    .unwrap_or_default();
+                let hint = if matches!(c, '‘' | '’' | '“' | '”') {
+                    " (a typographic quote: use ' or \")"
+                } else {
+                    ""
+                };
+                return Err(err(&format!("unexpected character `{c}`{hint}"), start));
+            }
         }
         i += 1;
     }
@@ -922,6 +933,57 @@ mod tests {
         ));
         assert_eq!(eval_in("3 * 1.5", &c).to_text(), "4.5");
         assert_eq!(eval_in("2 + 1", &c).to_text(), "3");
+    }
+
+    #[test]
+    fn xlsform_functions_follow_odk() {
+        let c = ctx(&[
+            ("empty", Value::Empty),
+            ("t", Value::Text("12.7".into())),
+            ("m", Value::Multi(vec!["a".into(), "b".into()])),
+        ]);
+        // int() truncates toward zero, also for text; round() goes half away from zero.
+        assert_eq!(eval_in("int(${t})", &c), Value::Number(12.0));
+        assert_eq!(eval_in("int(-12.7)", &c), Value::Number(-12.0));
+        assert_eq!(eval_in("round(-1.25, 1)", &c), Value::Number(-1.3));
+        // XPath `mod` keeps the sign of the dividend; `div` is floating point.
+        assert_eq!(eval_in("-7 mod 3", &c), Value::Number(-1.0));
+        assert_eq!(eval_in("7 mod -3", &c), Value::Number(1.0));
+        // An unanswered question is the empty string: falsy, length 0, no selections.
+        assert!(!truth("${empty}", &c));
+        assert!(truth("not(${empty})", &c));
+        assert_eq!(eval_in("string-length(${empty})", &c), Value::Number(0.0));
+        assert_eq!(eval_in("count-selected(${empty})", &c), Value::Number(0.0));
+        assert!(!truth("selected(${empty}, '')", &c));
+        assert_eq!(
+            eval_in("concat(${empty}, 'x', ${empty})", &c),
+            Value::Text("x".into())
+        );
+        assert_eq!(
+            eval_in("coalesce(${empty}, ${t})", &c),
+            Value::Text("12.7".into())
+        );
+        assert_eq!(
+            eval_in("if(${empty}, 'yes', 'no')", &c),
+            Value::Text("no".into())
+        );
+        // string-length counts characters, not bytes.
+        assert_eq!(eval_in("string-length('Київ')", &c), Value::Number(4.0));
+        // regex() finds a match anywhere, as JavaRosa's does; anchors make it whole.
+        assert!(truth("regex('ab12', '[0-9]+')", &c));
+        assert!(!truth("regex('ab12', '^[0-9]+$')", &c));
+        assert!(truth(
+            "selected(${m}, 'b') and count-selected(${m}) = 2",
+            &c
+        ));
+        // `and`/`or` give booleans; comparisons of text with numbers are numeric.
+        assert_eq!(eval_in("1 and 'x'", &c), Value::Bool(true));
+        assert!(truth("${t} > 9", &c));
+        assert!(truth("'10' > '9'", &c));
+        assert!(Expr::parse("${a} = ’x’")
+            .expect_err("typographic quote")
+            .message
+            .contains("typographic quote"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Loading `forms/*.yaml` and checking every rule a form must satisfy before residents
-//! see it. Problems carry file, line and question id so `genderlens forms check` can
-//! point at them.
+//! Loading `forms/*.yaml` (and XLSForm workbooks, `*.xlsx`/`*.xls`) and checking every
+//! rule a form must satisfy before residents see it. Problems carry file, line (or sheet
+//! and row) and question id so `genderlens forms check` can point at them.
 
 use super::expr::Expr;
 use super::model::*;
@@ -18,7 +18,10 @@ pub enum Severity {
 #[derive(Clone, Debug)]
 pub struct Problem {
     pub file: PathBuf,
+    /// The YAML line, or the row of `sheet` in a workbook (1-based, as spreadsheets count).
     pub line: Option<usize>,
+    /// The workbook sheet, for problems found in an XLSForm.
+    pub sheet: Option<String>,
     pub question: Option<String>,
     pub severity: Severity,
     pub message: String,
@@ -35,6 +38,11 @@ impl fmt::Display for Problem {
             Severity::Warning => "warning",
         };
         write!(f, ": {level}: ")?;
+        match (&self.sheet, self.line) {
+            (Some(sheet), Some(row)) => write!(f, "sheet `{sheet}`, row {row}: ")?,
+            (Some(sheet), None) => write!(f, "sheet `{sheet}`: ")?,
+            _ => {}
+        }
         if let Some(q) = &self.question {
             write!(f, "question `{q}`: ")?;
         }
@@ -47,6 +55,66 @@ impl fmt::Display for Problem {
 pub struct LoadReport {
     pub forms: Vec<Form>,
     pub problems: Vec<Problem>,
+}
+
+impl Problem {
+    /// A problem of the whole file (no line).
+    pub fn in_file(path: &Path, severity: Severity, message: String) -> Problem {
+        Problem {
+            file: path.to_owned(),
+            line: None,
+            sheet: None,
+            question: None,
+            severity,
+            message,
+        }
+    }
+
+    fn at(path: &Path, at: Option<Location>, severity: Severity, message: String) -> Problem {
+        let (sheet, line) = at.map_or((None, None), |l| (l.sheet, Some(l.line)));
+        Problem {
+            sheet,
+            line,
+            ..Problem::in_file(path, severity, message)
+        }
+    }
+}
+
+/// Where something is written in a form file: a YAML line, or a workbook sheet and row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub sheet: Option<String>,
+    pub line: usize,
+}
+
+/// Finds where `key: value` is written in the file a form came from, so the checker can
+/// point at problems whatever the file format. Keys are those of the YAML format: `id`
+/// (a question or the form), `value` (a choice; `list` names its list), `question`, `by`,
+/// `weight`, `owners`, and a choice list's name (with an empty value).
+pub trait Locate {
+    fn locate(&self, key: &str, value: &str, list: Option<&str>) -> Option<Location>;
+
+    /// Whether the reader of the source already refused the sex question (a workbook
+    /// without one), so the checker does not report it a second time.
+    fn sex_refused(&self) -> bool {
+        false
+    }
+}
+
+/// YAML text: the line where `key: value` is written.
+struct Yaml<'a>(&'a str);
+
+impl Locate for Yaml<'_> {
+    fn locate(&self, key: &str, value: &str, _list: Option<&str>) -> Option<Location> {
+        find_line(self.0, key, value).map(|line| Location { sheet: None, line })
+    }
+}
+
+/// Nowhere (a stored definition).
+impl Locate for () {
+    fn locate(&self, _: &str, _: &str, _: Option<&str>) -> Option<Location> {
+        None
+    }
 }
 
 impl LoadReport {
@@ -67,54 +135,40 @@ pub fn load_dir(dir: &Path) -> LoadReport {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) => {
-            report.problems.push(Problem {
-                file: dir.to_owned(),
-                line: None,
-                question: None,
-                severity: Severity::Error,
-                message: format!("cannot read the forms directory: {err}"),
-            });
+            report.problems.push(Problem::in_file(
+                dir,
+                Severity::Error,
+                format!("cannot read the forms directory: {err}"),
+            ));
             return report;
         }
     };
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| FileKind::of(p).is_some())
+        // Office keeps `~$name.xlsx` lock files beside an open workbook.
         .filter(|p| {
-            p.extension()
-                .is_some_and(|ext| ext == "yaml" || ext == "yml")
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("~$"))
         })
         .collect();
     paths.sort();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for path in paths {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(err) => {
-                report.problems.push(Problem {
-                    file: path.clone(),
-                    line: None,
-                    question: None,
-                    severity: Severity::Error,
-                    message: format!("cannot read the file: {err}"),
-                });
-                continue;
-            }
-        };
-        let (form, problems) = load_str(&path, &text);
+        let (form, problems, id_at) = load_any(&path);
         report.problems.extend(problems);
         if let Some(form) = form {
             if let Some(first) = seen.get(&form.id) {
-                report.problems.push(Problem {
-                    file: path.clone(),
-                    line: find_line(&text, "id", &form.id),
-                    question: None,
-                    severity: Severity::Error,
-                    message: format!(
+                report.problems.push(Problem::at(
+                    &path,
+                    id_at,
+                    Severity::Error,
+                    format!(
                         "form id `{}` is already used by {}",
                         form.id,
                         first.display()
                     ),
-                });
+                ));
                 continue;
             }
             seen.insert(form.id.clone(), path.clone());
@@ -124,24 +178,117 @@ pub fn load_dir(dir: &Path) -> LoadReport {
     report
 }
 
-/// Parses and checks one form file. The form is returned only when it has no errors.
-pub fn load_str(path: &Path, text: &str) -> (Option<Form>, Vec<Problem>) {
-    let file: FormFile = match serde_norway::from_str(text) {
-        Ok(file) => file,
-        Err(err) => {
-            let problem = Problem {
-                file: path.to_owned(),
-                line: err.location().map(|l| l.line()),
-                question: None,
-                severity: Severity::Error,
-                message: format!("not a valid form file: {err}"),
-            };
-            return (None, vec![problem]);
+/// The form file formats `forms/` may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Yaml,
+    Workbook,
+}
+
+impl FileKind {
+    pub fn of(path: &Path) -> Option<FileKind> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "yaml" | "yml" => Some(FileKind::Yaml),
+            "xlsx" | "xls" => Some(FileKind::Workbook),
+            _ => None,
         }
-    };
+    }
+}
+
+/// Loads and checks one form file of either format. The form is returned only when it
+/// has no errors.
+pub fn load_file(path: &Path) -> (Option<Form>, Vec<Problem>) {
+    let (form, problems, _) = load_any(path);
+    (form, problems)
+}
+
+/// As `load_file`, with where the form id is written (for the duplicate-id check).
+fn load_any(path: &Path) -> (Option<Form>, Vec<Problem>, Option<Location>) {
+    match FileKind::of(path) {
+        Some(FileKind::Workbook) => super::xlsform::load(path),
+        _ => match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let (form, problems) = load_str(path, &text);
+                let id_at = form
+                    .as_ref()
+                    .and_then(|f| Yaml(&text).locate("id", &f.id, None));
+                (form, problems, id_at)
+            }
+            Err(err) => {
+                let problem = Problem::in_file(
+                    path,
+                    Severity::Error,
+                    format!("cannot read the file: {err}"),
+                );
+                (None, vec![problem], None)
+            }
+        },
+    }
+}
+
+/// Parses and checks one YAML form file. The form is returned only when it has no errors.
+pub fn load_str(path: &Path, text: &str) -> (Option<Form>, Vec<Problem>) {
+    match parse_yaml(path, text) {
+        Ok(file) => check_file(path, file, &Yaml(text)),
+        Err(problem) => (None, vec![problem]),
+    }
+}
+
+/// Parses the YAML form format without checking it.
+pub fn parse_yaml(path: &Path, text: &str) -> Result<FormFile, Problem> {
+    serde_norway::from_str(text).map_err(|err| Problem {
+        line: err.location().map(|l| l.line()),
+        ..Problem::in_file(
+            path,
+            Severity::Error,
+            format!("not a valid form file: {err}"),
+        )
+    })
+}
+
+/// Writes a form file in the YAML format, leaving out what is empty or the default so
+/// it reads like a hand-written file; `parse_yaml` gives the same `FormFile` back.
+pub fn to_yaml(file: &FormFile) -> Result<String, serde_norway::Error> {
+    use serde_norway::Value;
+    fn prune(value: &mut Value, top: bool) {
+        match value {
+            Value::Mapping(map) => {
+                for (_, v) in map.iter_mut() {
+                    prune(v, false);
+                }
+                map.retain(|k, v| {
+                    // The top level's `questions` is required even when empty.
+                    let required = top && k.as_str() == Some("questions");
+                    let default = match v {
+                        Value::Null | Value::Bool(false) => true,
+                        Value::Sequence(s) => s.is_empty(),
+                        Value::Mapping(m) => m.is_empty(),
+                        Value::String(s) => k.as_str() == Some("status") && s == "open",
+                        _ => false,
+                    };
+                    required || !default
+                });
+            }
+            Value::Sequence(items) => items.iter_mut().for_each(|v| prune(v, false)),
+            _ => {}
+        }
+    }
+    let mut value = serde_norway::to_value(file)?;
+    prune(&mut value, true);
+    serde_norway::to_string(&value)
+}
+
+/// Checks a form file however it was read; `source` points problems at lines or rows.
+/// The form is returned only when it has no errors.
+pub fn check_file(
+    path: &Path,
+    file: FormFile,
+    source: &dyn Locate,
+) -> (Option<Form>, Vec<Problem>) {
     let mut checker = Checker {
         path,
-        text,
+        source,
         problems: Vec::new(),
     };
     let form = checker.check(file);
@@ -181,24 +328,40 @@ fn is_name(s: &str) -> bool {
         && s.len() <= 64
 }
 
+/// A choice value: like a name, but it may start with a digit (`0_4`, `10_mins`), as
+/// XLSForm allows. No spaces: a `select_multiple` answer is the values joined by spaces.
+fn is_choice_value(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        && !s.starts_with(['-', '.'])
+}
+
+/// What a problem is about, to find where it is written.
+#[derive(Clone, Copy)]
+enum Subject<'s> {
+    Question(&'s str),
+    Choice {
+        list: &'s str,
+        value: &'s str,
+    },
+    /// A key of the form itself (`title`, `description`).
+    Form(&'static str),
+}
+
 struct Checker<'a> {
     path: &'a Path,
-    text: &'a str,
+    source: &'a dyn Locate,
     problems: Vec<Problem>,
 }
 
 impl Checker<'_> {
     fn push(&mut self, severity: Severity, question: Option<&str>, message: String) {
-        let line = match question {
-            Some(q) => find_line(self.text, "id", q),
-            None => None,
-        };
+        let at = question.and_then(|q| self.source.locate("id", q, None));
         self.problems.push(Problem {
-            file: self.path.to_owned(),
-            line,
             question: question.map(str::to_owned),
-            severity,
-            message,
+            ..Problem::at(self.path, at, severity, message)
         });
     }
 
@@ -207,36 +370,41 @@ impl Checker<'_> {
     }
 
     fn error_at(&mut self, key: &str, value: &str, message: String) {
-        self.problems.push(Problem {
-            file: self.path.to_owned(),
-            line: find_line(self.text, key, value),
-            question: None,
-            severity: Severity::Error,
-            message,
-        });
+        let at = self.source.locate(key, value, None);
+        self.problems
+            .push(Problem::at(self.path, at, Severity::Error, message));
+    }
+
+    fn error_at_choice(&mut self, list: &str, value: &str, message: String) {
+        self.push_about(Severity::Error, Subject::Choice { list, value }, message);
+    }
+
+    fn push_about(&mut self, severity: Severity, subject: Subject, message: String) {
+        let at = match subject {
+            Subject::Question(q) => return self.push(severity, Some(q), message),
+            Subject::Choice { list, value } => self.source.locate("value", value, Some(list)),
+            Subject::Form(key) => self.source.locate(key, "", None),
+        };
+        self.problems
+            .push(Problem::at(self.path, at, severity, message));
     }
 
     /// Every declared language should have a translation; a missing one falls back to
     /// the default language, which must be there.
-    fn check_text(
-        &mut self,
-        text: &Text,
-        languages: &[String],
-        question: Option<&str>,
-        what: &str,
-    ) {
+    fn check_text(&mut self, text: &Text, languages: &[String], about: Subject, what: &str) {
         let Text::ByLanguage(map) = text else { return };
         for (i, lang) in languages.iter().enumerate() {
             if !text.has(lang) {
                 if i == 0 {
-                    self.error(
-                        question,
+                    self.push_about(
+                        Severity::Error,
+                        about,
                         format!("{what} has no text in the default language `{lang}`"),
                     );
                 } else {
-                    self.push(
+                    self.push_about(
                         Severity::Warning,
-                        question,
+                        about,
                         format!(
                             "{what} has no `{lang}` translation; the default language is shown"
                         ),
@@ -246,9 +414,9 @@ impl Checker<'_> {
         }
         for lang in map.keys() {
             if !languages.contains(lang) {
-                self.push(
+                self.push_about(
                     Severity::Warning,
-                    question,
+                    about,
                     format!("{what} has text in `{lang}`, which is not in the form's languages"),
                 );
             }
@@ -284,9 +452,14 @@ impl Checker<'_> {
             }
         }
         let languages = file.languages.clone();
-        self.check_text(&file.title, &languages, None, "the title");
+        self.check_text(&file.title, &languages, Subject::Form("title"), "the title");
         if let Some(d) = &file.description {
-            self.check_text(d, &languages, None, "the description");
+            self.check_text(
+                d,
+                &languages,
+                Subject::Form("description"),
+                "the description",
+            );
         }
         for owner in &file.owners {
             if !validator::ValidateEmail::validate_email(owner) {
@@ -333,25 +506,29 @@ impl Checker<'_> {
             }
             let mut values = HashSet::new();
             for choice in list {
-                if !is_name(&choice.value) && !choice.value.bytes().all(|b| b.is_ascii_digit()) {
-                    self.error_at(
-                        "value",
+                if !is_choice_value(&choice.value) {
+                    self.error_at_choice(
+                        name,
                         &choice.value,
                         format!(
-                            "choice `{}` in list `{name}`: values are names without spaces",
+                            "choice `{}` in list `{name}`: values use letters, digits, `_`, `-` and `.` only (no spaces)",
                             choice.value
                         ),
                     );
                 }
                 if !values.insert(choice.value.as_str()) {
-                    self.error_at(
-                        "value",
+                    self.error_at_choice(
+                        name,
                         &choice.value,
                         format!("choice `{}` appears twice in list `{name}`", choice.value),
                     );
                 }
                 let what = format!("the label of choice `{}` in list `{name}`", choice.value);
-                self.check_text(&choice.label, &languages, None, &what);
+                let about = Subject::Choice {
+                    list: name,
+                    value: &choice.value,
+                };
+                self.check_text(&choice.label, &languages, about, &what);
             }
         }
 
@@ -359,7 +536,7 @@ impl Checker<'_> {
         let mut questions = Vec::new();
         self.flatten(&file.questions, None, &mut questions);
         if questions.is_empty() {
-            self.error(None, "the form has no questions".into());
+            self.error_at("questions", "", "the form has no questions".into());
         }
         let mut index = HashMap::new();
         for (i, q) in questions.iter().enumerate() {
@@ -458,6 +635,8 @@ impl Checker<'_> {
                 max_length: q.max_length,
                 choices: q.choices.clone(),
                 calculation: q.calculation.clone(),
+                appearance: q.appearance.clone(),
+                default: q.default.clone(),
                 group,
                 compiled: CompiledQuestion {
                     parent,
@@ -521,15 +700,23 @@ impl Checker<'_> {
         let kind = q.kind;
         let languages = &file.languages;
         match (&q.label, kind) {
-            (None, QuestionType::Calculate) => {}
+            // A group without a label only lays questions out (XLSForm allows it).
+            (None, QuestionType::Calculate | QuestionType::Group) => {}
             (None, _) => self.error(Some(id), "a label is required".into()),
-            (Some(label), _) => self.check_text(label, languages, Some(id), "the label"),
+            (Some(label), _) => {
+                self.check_text(label, languages, Subject::Question(id), "the label")
+            }
         }
         if let Some(hint) = &q.hint {
-            self.check_text(hint, languages, Some(id), "the hint");
+            self.check_text(hint, languages, Subject::Question(id), "the hint");
         }
         if let Some(msg) = &q.constraint_message {
-            self.check_text(msg, languages, Some(id), "the constraint message");
+            self.check_text(
+                msg,
+                languages,
+                Subject::Question(id),
+                "the constraint message",
+            );
         }
         if q.required && !kind.is_answerable() {
             self.error(
@@ -578,6 +765,12 @@ impl Checker<'_> {
                 "`choices` does not apply to this question type".into(),
             ),
             (None, _) => {}
+        }
+        if let Some(default) = &q.default {
+            let options = q.choices.as_ref().and_then(|l| file.choices.get(l));
+            if let Err(message) = check_default(kind, default, options.map(Vec::as_slice)) {
+                self.error(Some(id), message);
+            }
         }
         match (&q.calculation, kind) {
             (None, QuestionType::Calculate) => {
@@ -686,6 +879,7 @@ impl Checker<'_> {
         let spec = &file.disaggregation.sex;
         let mut sex = None;
         match index.get(&spec.question) {
+            None if self.source.sex_refused() => {}
             None => self.error_at(
                 "question",
                 &spec.question,
@@ -789,13 +983,40 @@ impl Checker<'_> {
     }
 }
 
+/// A `default` must be an answer the question accepts.
+fn check_default(
+    kind: QuestionType,
+    default: &str,
+    options: Option<&[Choice]>,
+) -> Result<(), String> {
+    let is_choice = |v: &str| options.is_some_and(|o| o.iter().any(|c| c.value == v));
+    let ok = match kind {
+        QuestionType::Note | QuestionType::Calculate | QuestionType::Group => {
+            return Err("`default` applies to questions that are answered".into())
+        }
+        QuestionType::Text => true,
+        QuestionType::Integer => default.trim().parse::<i64>().is_ok(),
+        QuestionType::Decimal => default.trim().parse::<f64>().is_ok_and(f64::is_finite),
+        QuestionType::Date => chrono::NaiveDate::parse_from_str(default.trim(), "%Y-%m-%d").is_ok(),
+        QuestionType::SelectOne | QuestionType::Likert => is_choice(default.trim()),
+        QuestionType::SelectMultiple => default.split_whitespace().all(is_choice),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "the default `{default}` is not a valid answer to this question"
+        ))
+    }
+}
+
 /// Rebuilds a form from a definition stored by `definition_json` (an older version whose
 /// responses are being read). It passed every check when it was stored.
 pub fn from_definition(json: &str) -> Option<Form> {
     let file: FormFile = serde_json::from_str(json).ok()?;
     let mut checker = Checker {
         path: Path::new("<stored definition>"),
-        text: "",
+        source: &(),
         problems: Vec::new(),
     };
     checker.check(file)
@@ -906,6 +1127,21 @@ choices:
         assert!(problems
             .iter()
             .any(|p| p.severity == Severity::Warning && p.message.contains("`uk`")));
+    }
+
+    #[test]
+    fn choice_problems_point_at_the_choice() {
+        let text = MINIMAL.replace(
+            "{ value: m, label: { en: M, uk: Ч } }",
+            "{ value: m, label: { en: M } }",
+        );
+        let (form, problems) = load(&text);
+        assert!(form.is_some());
+        let p = problems
+            .iter()
+            .find(|p| p.message.contains("choice `m`"))
+            .expect("warning");
+        assert_eq!((p.severity, p.line), (Severity::Warning, Some(14)), "{p}");
     }
 
     #[test]

@@ -4,9 +4,12 @@
 pub mod expr;
 mod load;
 mod model;
+pub mod xlsform;
+pub mod xlsform_export;
 
 pub use load::{
-    definition_json, from_definition, load_dir, load_str, LoadReport, Problem, Severity,
+    check_file, definition_json, from_definition, load_dir, load_file, load_str, parse_yaml,
+    to_yaml, FileKind, LoadReport, Locate, Location, Problem, Severity,
 };
 pub use model::*;
 

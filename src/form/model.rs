@@ -108,7 +108,7 @@ pub struct Disaggregation {
     pub by: Vec<String>,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Choice {
     pub value: String,
@@ -144,6 +144,14 @@ pub struct QuestionFile {
     pub choices: Option<String>,
     #[serde(default)]
     pub calculation: Option<String>,
+    /// XLSForm `appearance`, kept so an exported workbook shows the question as before.
+    /// Skipped when absent so the definition hash of existing forms does not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub appearance: Option<String>,
+    /// The answer shown before the resident changes it (XLSForm `default`; a constant,
+    /// space-separated values for `select_multiple`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
     #[serde(default)]
     pub questions: Vec<QuestionFile>,
 }
@@ -200,6 +208,10 @@ pub struct Question {
     pub max_length: Option<u32>,
     pub choices: Option<String>,
     pub calculation: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub appearance: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
     pub group: Option<String>,
     #[serde(skip)]
     pub compiled: CompiledQuestion,

@@ -376,7 +376,11 @@ impl Rendering<'_> {
         Field {
             kind,
             id: q.id.clone(),
-            label: label_of(form, q, lang),
+            // A group without a label only lays questions out: no heading.
+            label: match (&q.label, q.kind) {
+                (None, QuestionType::Group) => String::new(),
+                _ => label_of(form, q, lang),
+            },
             hint,
             required: q.required || form.sex.question == form.index[&q.id],
             error,
@@ -497,8 +501,22 @@ fn render_form(
 ) -> HttpResponse {
     let ui = i18n::ui_language(lang);
     let c = &state.catalog;
-    let empty = HashMap::new();
-    let values = submitted.map_or(&empty, |s| &s.values);
+    // A fresh form shows each question's `default`; a resubmitted one what was sent.
+    let defaults: HashMap<String, Vec<String>> = form
+        .questions
+        .iter()
+        .filter_map(|q| {
+            let default = q.default.as_ref()?;
+            let values = match q.kind {
+                QuestionType::SelectMultiple => {
+                    default.split_whitespace().map(str::to_owned).collect()
+                }
+                _ => vec![default.clone()],
+            };
+            Some((q.id.clone(), values))
+        })
+        .collect();
+    let values = submitted.map_or(&defaults, |s| &s.values);
     let mut errors_by_question = HashMap::new();
     let mut summary = Vec::new();
     for e in submitted.map(|s| s.errors.as_slice()).unwrap_or(&[]) {
