@@ -42,7 +42,7 @@ impl Answer {
 }
 
 /// A problem with one answer, as the API reports it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub question: String,
     pub code: &'static str,

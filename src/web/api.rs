@@ -1,5 +1,6 @@
 //! JSON API handlers.
 
+use super::error::ErrorBody;
 use super::viewer::Viewer;
 use super::{read_limited, ApiError, AppState};
 use crate::form::Text;
@@ -10,24 +11,40 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use validator::Validate;
 
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// Liveness: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is up", body = Health)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound)
 }
 
-#[derive(Serialize)]
-struct FormSummary<'a> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FormSummary<'a> {
     id: &'a str,
     version: u32,
+    #[schema(value_type = Object)]
     title: &'a Text,
+    #[schema(value_type = Vec<String>)]
     languages: &'a [String],
     open: bool,
 }
 
 /// The forms the caller may read.
+#[utoipa::path(get, path = "/api/v1/forms", tag = "planners", security(("token" = [])),
+    responses(
+        (status = 200, description = "The forms the caller may read", body = Vec<FormSummary>),
+        (status = 401, description = "No credentials", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody)))]
 pub async fn list_forms(
     state: web::Data<AppState>,
     viewer: Viewer,
@@ -49,6 +66,14 @@ pub async fn list_forms(
     Ok(HttpResponse::Ok().json(forms))
 }
 
+/// The normalized definition of a form.
+#[utoipa::path(get, path = "/api/v1/forms/{form}", tag = "planners", security(("token" = [])),
+    params(("form" = String, Path, description = "Form id")),
+    responses(
+        (status = 200, description = "The normalized form definition", body = Object),
+        (status = 401, description = "No credentials", body = ErrorBody),
+        (status = 403, description = "No grant for this form", body = ErrorBody),
+        (status = 404, description = "Unknown form", body = ErrorBody)))]
 pub async fn get_form(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -61,10 +86,14 @@ pub async fn get_form(
 }
 
 /// The body of `POST /api/v1/forms/{form}/submissions`.
-#[derive(Debug, Deserialize, Validate)]
+#[derive(Debug, Deserialize, Validate, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SubmissionBody {
+pub struct SubmissionBody {
+    /// Question id → answer: a choice value, an array of values, a number, `YYYY-MM-DD` or text.
+    #[schema(value_type = Object)]
     answers: serde_json::Map<String, serde_json::Value>,
+    /// A UUID, bare or `uuid:…`; a resend with it stores nothing.
+    #[schema(value_type = Option<String>, example = "6f1c7a4e-0d55-4f59-9f3c-1b2a3c4d5e6f")]
     #[validate(length(min = 1, max = 64), custom(function = "validate_submission_id"))]
     submission_id: Option<String>,
 }
@@ -81,8 +110,8 @@ fn normalize_submission_id(id: &str) -> Option<String> {
     uuid::Uuid::parse_str(bare).ok().map(|u| u.to_string())
 }
 
-#[derive(Serialize)]
-struct Receipt {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Receipt {
     id: String,
     form: String,
     form_version: i32,
@@ -101,6 +130,21 @@ impl From<&crate::db::responses::ResponseMeta> for Receipt {
     }
 }
 
+/// Stores one response after validating every answer.
+#[utoipa::path(post, path = "/api/v1/forms/{form}/submissions", tag = "residents",
+    params(("form" = String, Path, description = "Form id")),
+    request_body(content = SubmissionBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Stored", body = Receipt),
+        (status = 200, description = "Sent again with the same answers: stored once, the first receipt", body = Receipt),
+        (status = 400, description = "Malformed JSON or wrong shape", body = ErrorBody),
+        (status = 404, description = "Unknown form", body = ErrorBody),
+        (status = 409, description = "The form is closed, or the submission id was used with other answers", body = ErrorBody),
+        (status = 413, description = "The body is over the limit", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
+        (status = 422, description = "Invalid answers, each named", body = ErrorBody),
+        (status = 429, description = "Rate limited"),
+        (status = 503, description = "The database is unavailable", body = ErrorBody)))]
 pub async fn submit(
     state: web::Data<AppState>,
     path: web::Path<String>,

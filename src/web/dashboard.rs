@@ -128,6 +128,9 @@ fn unavailable(err: impl std::fmt::Display) -> HttpResponse {
     HttpResponse::ServiceUnavailable().body("The database is unavailable; try again shortly.")
 }
 
+/// The forms a planner may read, with response counts by sex.
+#[utoipa::path(get, path = "/dashboard", tag = "planners",
+    responses((status = 200, description = "The list", content_type = "text/html", body = String), (status = 303, description = "Not signed in: to /login"), (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
 pub async fn list(state: web::Data<AppState>, viewer: Viewer, session: Session) -> HttpResponse {
     let Some(account) = signed_in(&viewer) else {
         return to_login();
@@ -192,10 +195,14 @@ pub async fn list(state: web::Data<AppState>, viewer: Viewer, session: Session) 
     html(StatusCode::OK, page.render())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Filter {
+    /// A `by` dimension.
     by: Option<String>,
+    /// One level of that dimension.
     cell: Option<String>,
+    /// Language of the labels.
     lang: Option<String>,
 }
 
@@ -226,6 +233,11 @@ fn side_point(side: &crate::stats::Side) -> Option<(f64, Option<[f64; 2]>)> {
     side.estimate.flatten().map(|e| (e, side.ci.flatten()))
 }
 
+/// Charts and the gap table of one form.
+#[utoipa::path(get, path = "/dashboard/{form}", tag = "planners",
+    params(("form" = String, Path, description = "Form id"), Filter),
+    responses((status = 200, description = "The dashboard", content_type = "text/html", body = String), (status = 303, description = "Not signed in: to /login"),
+        (status = 403, description = "No grant for this form", content_type = "text/html", body = String), (status = 404, description = "Unknown form", content_type = "text/html", body = String), (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
 pub async fn form(
     state: web::Data<AppState>,
     viewer: Viewer,
@@ -439,6 +451,10 @@ pub async fn form(
     html(StatusCode::OK, page.render())
 }
 
+/// Exports, imports and deletions, and notifications that failed; admins only.
+#[utoipa::path(get, path = "/admin/audit", tag = "planners",
+    responses((status = 200, description = "The audit log", content_type = "text/html", body = String), (status = 303, description = "Not signed in: to /login"),
+        (status = 403, description = "Not an admin", content_type = "text/html", body = String), (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
 pub async fn audit(state: web::Data<AppState>, viewer: Viewer, session: Session) -> HttpResponse {
     let Some(account) = signed_in(&viewer) else {
         return to_login();
@@ -536,6 +552,13 @@ async fn read_upload(mut multipart: Multipart) -> Result<(String, bool, Vec<u8>)
     Ok((csrf, skip_invalid, file))
 }
 
+/// A CSV of paper surveys uploaded by an admin (multipart, with the CSRF token).
+#[utoipa::path(post, path = "/dashboard/{form}/import", tag = "planners",
+    params(("form" = String, Path, description = "Form id")),
+    request_body(content = Object, content_type = "multipart/form-data"),
+    responses((status = 200, description = "The import report", content_type = "text/html", body = String), (status = 303, description = "Not signed in: to /login"),
+        (status = 400, description = "Not a CSV upload", content_type = "text/html", body = String), (status = 403, description = "Not an admin, or the form expired", content_type = "text/html", body = String), (status = 404, description = "Unknown form", content_type = "text/html", body = String),
+        (status = 422, description = "Rows were rejected: the report", content_type = "text/html", body = String)))]
 pub async fn import(
     state: web::Data<AppState>,
     viewer: Viewer,

@@ -34,11 +34,15 @@ pub enum ApiError {
     Forbidden,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error answer of the API: a stable snake_case code and a message that names the
+/// problem; `errors` lists each invalid answer of a submission.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    #[schema(example = "validation_failed")]
     error: &'static str,
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<FieldError>>)]
     errors: Option<&'a [FieldError]>,
 }
 

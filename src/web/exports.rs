@@ -1,6 +1,7 @@
 //! `GET /api/v1/forms/{form}/responses?format=csv|xlsx|json` and `…/dictionary.csv`:
 //! raw responses for planners with the grant, never public, streamed as they are read.
 
+use super::error::ErrorBody;
 use super::viewer::Viewer;
 use super::{ApiError, AppState};
 use crate::export::{self, ExportError};
@@ -10,9 +11,11 @@ use serde::Deserialize;
 use std::io::Write;
 use tokio::sync::mpsc;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
+    /// `csv` (default), `xlsx` or `json` (JSON lines).
     format: Option<String>,
 }
 
@@ -71,6 +74,18 @@ fn streamed(
         .streaming(body)
 }
 
+/// Every response, one row each, streamed; planners with the grant only, never public.
+#[utoipa::path(get, path = "/api/v1/forms/{form}/responses", tag = "planners", security(("token" = [])),
+    params(("form" = String, Path, description = "Form id"), Params),
+    responses(
+        (status = 200, description = "The responses", content(
+            (String = "text/csv"),
+            (String = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (String = "application/x-ndjson"))),
+        (status = 400, description = "Unknown format", body = ErrorBody),
+        (status = 401, description = "No credentials", body = ErrorBody),
+        (status = 403, description = "No grant for this form", body = ErrorBody),
+        (status = 404, description = "Unknown form", body = ErrorBody)))]
 pub async fn responses(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -157,6 +172,14 @@ pub async fn responses(
     })
 }
 
+/// The data dictionary: every question's label, type and choices.
+#[utoipa::path(get, path = "/api/v1/forms/{form}/dictionary.csv", tag = "planners", security(("token" = [])),
+    params(("form" = String, Path, description = "Form id")),
+    responses(
+        (status = 200, description = "The data dictionary", content_type = "text/csv", body = String),
+        (status = 401, description = "No credentials", body = ErrorBody),
+        (status = 403, description = "No grant for this form", body = ErrorBody),
+        (status = 404, description = "Unknown form", body = ErrorBody)))]
 pub async fn dictionary(
     state: web::Data<AppState>,
     path: web::Path<String>,

@@ -1,17 +1,23 @@
 //! `GET /api/v1/forms/{form}/indicators` and `…/indicators.csv`.
 
+use super::error::ErrorBody;
 use super::viewer::Viewer;
 use super::{ApiError, AppState};
 use crate::indicators::{self, IndicatorError, IndicatorsReport, Query};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Params {
+    /// A `disaggregation.by` dimension for sex × dimension cells.
     by: Option<String>,
+    /// Small-cell threshold (at least the configured one).
     min_cell: Option<u64>,
+    /// Significance level, 0 < alpha < 1 (default 0.05).
     alpha: Option<f64>,
+    /// Use the form's design weight.
     weighted: Option<bool>,
 }
 
@@ -53,6 +59,17 @@ async fn report(
         .map_err(ApiError::from)
 }
 
+/// Every answer by sex, with intervals, gaps, tests and suppression.
+#[utoipa::path(get, path = "/api/v1/forms/{form}/indicators", tag = "planners",
+    security((), ("token" = [])),
+    params(("form" = String, Path, description = "Form id"), Params),
+    responses(
+        (status = 200, description = "The indicators report (public forms: no token, public suppression)", body = super::openapi::Indicators),
+        (status = 400, description = "Invalid parameters", body = ErrorBody),
+        (status = 401, description = "No credentials (private form)", body = ErrorBody),
+        (status = 403, description = "No grant for this form", body = ErrorBody),
+        (status = 404, description = "Unknown form", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody)))]
 pub async fn json(
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -63,6 +80,17 @@ pub async fn json(
     Ok(HttpResponse::Ok().json(report))
 }
 
+/// The indicators report as CSV, one row per indicator.
+#[utoipa::path(get, path = "/api/v1/forms/{form}/indicators.csv", tag = "planners",
+    security((), ("token" = [])),
+    params(("form" = String, Path, description = "Form id"), Params),
+    responses(
+        (status = 200, description = "The indicators as CSV", content_type = "text/csv", body = String),
+        (status = 400, description = "Invalid parameters", body = ErrorBody),
+        (status = 401, description = "No credentials (private form)", body = ErrorBody),
+        (status = 403, description = "No grant for this form", body = ErrorBody),
+        (status = 404, description = "Unknown form", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody)))]
 pub async fn csv(
     state: web::Data<AppState>,
     path: web::Path<String>,

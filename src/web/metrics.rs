@@ -167,6 +167,9 @@ pub async fn track(
     result
 }
 
+/// Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Metrics in the Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let counts = state
         .db
@@ -195,7 +198,25 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(state.metrics.render())
 }
 
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
+    status: &'static str,
+    checks: Checks,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Checks {
+    database: bool,
+    migrations: bool,
+    forms: usize,
+}
+
 /// Ready to serve: the database answers, its migrations are applied, forms are loaded.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "A check failed", body = Readiness)))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let database = state.db.run(crate::db::migrations_applied).await;
     let forms = state.forms.all().count();
@@ -207,14 +228,14 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         }
     };
     let ready = database_ok && migrations_ok && forms > 0;
-    let body = serde_json::json!({
-        "status": if ready { "ready" } else { "unavailable" },
-        "checks": {
-            "database": database_ok,
-            "migrations": migrations_ok,
-            "forms": forms,
-        }
-    });
+    let body = Readiness {
+        status: if ready { "ready" } else { "unavailable" },
+        checks: Checks {
+            database: database_ok,
+            migrations: migrations_ok,
+            forms,
+        },
+    };
     if ready {
         HttpResponse::Ok().json(body)
     } else {

@@ -10,6 +10,7 @@ mod i18n;
 mod indicators;
 mod limits;
 mod metrics;
+mod openapi;
 mod pages;
 mod privacy;
 mod session;
@@ -18,6 +19,7 @@ mod viewer;
 pub use error::ApiError;
 pub use i18n::{ui_language, Catalog};
 pub use metrics::{track as track_metrics, Metrics};
+pub use openapi::document as openapi_document;
 pub use session::middleware as session_middleware;
 pub use session::Throttle;
 
@@ -138,6 +140,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, limits: &RateLimits) {
     .route("/healthz", web::get().to(api::healthz))
     .route("/readyz", web::get().to(metrics::readyz))
     .route("/metrics", web::get().to(metrics::metrics))
+    .route("/api/openapi.json", web::get().to(openapi::openapi_json))
     .route("/dashboard", web::get().to(dashboard::list))
     .route("/dashboard/{form}", web::get().to(dashboard::form))
     .route(

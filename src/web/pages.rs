@@ -155,8 +155,10 @@ pub(super) fn html(status: StatusCode, body: Result<String, askama::Error>) -> H
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LangQuery {
+    /// Language code (uk, kk, ru, en…); else `Accept-Language`, else the form's default.
     lang: Option<String>,
 }
 
@@ -166,6 +168,9 @@ fn accept_language(req: &HttpRequest) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
+/// The open forms, in the visitor's language.
+#[utoipa::path(get, path = "/", tag = "residents", params(LangQuery),
+    responses((status = 200, description = "The list of open forms", content_type = "text/html", body = String)))]
 pub async fn index(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -571,6 +576,10 @@ fn render_form(
     html(status, page.render())
 }
 
+/// The form as accessible HTML that works without JavaScript.
+#[utoipa::path(get, path = "/f/{form}", tag = "residents",
+    params(("form" = String, Path, description = "Form id"), LangQuery),
+    responses((status = 200, description = "The form", content_type = "text/html", body = String), (status = 404, description = "Unknown form", content_type = "text/html", body = String), (status = 409, description = "The form is closed", content_type = "text/html", body = String)))]
 pub async fn form_page(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -613,6 +622,15 @@ pub async fn form_page(
     )
 }
 
+/// The form's urlencoded answers; the thank-you page, or the form again with each error.
+#[utoipa::path(post, path = "/f/{form}", tag = "residents",
+    params(("form" = String, Path, description = "Form id"), LangQuery),
+    request_body(content = Object, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 201, description = "Thank you: stored", content_type = "text/html", body = String), (status = 400, description = "Not a urlencoded form", content_type = "text/html", body = String),
+        (status = 403, description = "The anti-forgery token is missing or expired", content_type = "text/html", body = String), (status = 404, description = "Unknown form", content_type = "text/html", body = String),
+        (status = 409, description = "The form is closed, or answers changed under a used submission id", content_type = "text/html", body = String),
+        (status = 413, description = "The body is over the limit", content_type = "text/html", body = String), (status = 422, description = "The form again, answers kept, each error beside its question", content_type = "text/html", body = String),
+        (status = 429, description = "Rate limited", content_type = "text/html", body = String), (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
 pub async fn form_submit(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -803,6 +821,10 @@ pub async fn form_submit(
 }
 
 /// The `List-Unsubscribe` link of digests: a signed (form, email) pair opts the owner out.
+/// A signed link from a digest that stops that form's summaries for that owner.
+#[utoipa::path(get, path = "/unsubscribe/{form}/{email}/{signature}", tag = "owners",
+    params(("form" = String, Path), ("email" = String, Path), ("signature" = String, Path)),
+    responses((status = 200, description = "Unsubscribed", content_type = "text/html", body = String), (status = 404, description = "Not a valid link", content_type = "text/html", body = String), (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
 pub async fn unsubscribe(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,

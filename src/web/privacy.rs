@@ -1,10 +1,21 @@
 //! `DELETE /api/v1/forms/{form}/responses/{id}`: an admin removes one response (by its id
 //! or the submission id it was sent with) for a data-subject request.
 
+use super::error::ErrorBody;
 use super::viewer::Viewer;
 use super::{ApiError, AppState};
 use actix_web::{web, HttpResponse};
 
+/// Deletes one response (data-subject request); admins only, audited.
+#[utoipa::path(delete, path = "/api/v1/forms/{form}/responses/{id}", tag = "planners", security(("token" = [])),
+    params(("form" = String, Path, description = "Form id"),
+           ("id" = String, Path, description = "Response id or the submission id it was sent with")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No credentials", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "Unknown form or response", body = ErrorBody),
+        (status = 503, description = "The database is unavailable", body = ErrorBody)))]
 pub async fn delete_response(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,

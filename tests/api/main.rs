@@ -8,6 +8,7 @@ mod helpers;
 mod hostile;
 mod indicators;
 mod mail;
+mod openapi;
 mod ops;
 mod pages;
 mod planners;
