@@ -860,3 +860,54 @@ fn refusals_name_the_sheet_the_row_and_the_feature() {
         "{errors:#?}"
     );
 }
+
+/// Cell text a hostile or careless author might write, biased towards XLSForm syntax.
+fn any_cell() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(String::new()),
+        Just("select_one sex".to_owned()),
+        Just("begin group".to_owned()),
+        Just("end group".to_owned()),
+        Just("begin repeat".to_owned()),
+        Just("integer".to_owned()),
+        Just("calculate".to_owned()),
+        Just("${sex} = 'female'".to_owned()),
+        Just("sex".to_owned()),
+        "[a-z_ ]{0,12}",
+        "\\PC{0,30}",
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config::with_cases(64))]
+
+    /// Arbitrary survey rows are imported or refused with problems, never a panic.
+    #[test]
+    fn arbitrary_workbooks_import_or_are_refused(
+        rows in proptest::collection::vec(proptest::collection::vec(any_cell(), 5), 0..12),
+        choices in proptest::collection::vec(proptest::collection::vec(any_cell(), 3), 0..6),
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("fuzz.xlsx");
+        let mut survey: Vec<Vec<&str>> = vec![vec!["type", "name", "label", "relevant", "calculation"]];
+        survey.extend(rows.iter().map(|r| r.iter().map(String::as_str).collect()));
+        let mut choice_rows: Vec<Vec<&str>> = vec![vec!["list_name", "name", "label"]];
+        choice_rows.extend(choices.iter().map(|r| r.iter().map(String::as_str).collect()));
+        let survey: Vec<&[&str]> = survey.iter().map(Vec::as_slice).collect();
+        let choice_rows: Vec<&[&str]> = choice_rows.iter().map(Vec::as_slice).collect();
+        write_workbook(&path, &[("survey", &survey), ("choices", &choice_rows)]);
+        let (form, problems, _) = form::xlsform::load(&path);
+        proptest::prop_assert!(form.is_some() || !problems.is_empty());
+    }
+
+    /// Bytes that are not a workbook at all are refused, never a panic.
+    #[test]
+    fn arbitrary_bytes_are_refused(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048)) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("junk.xlsx");
+        std::fs::write(&path, &bytes).expect("write");
+        let (form, problems, _) = form::xlsform::load(&path);
+        proptest::prop_assert!(form.is_none() && !problems.is_empty());
+    }
+}
