@@ -23,6 +23,8 @@ pub enum SqliteSynchronous {
 pub struct Settings {
     pub bind: String,
     pub database_url: String,
+    /// A read replica for indicators, dashboards and exports (same backend).
+    pub read_database_url: Option<String>,
     pub forms_dir: PathBuf,
     pub smtp_url: Option<String>,
     pub mail_from: String,
@@ -58,6 +60,7 @@ impl Default for Settings {
         Settings {
             bind: "127.0.0.1:8080".into(),
             database_url: "sqlite://data/genderlens.db".into(),
+            read_database_url: None,
             forms_dir: "forms".into(),
             smtp_url: None,
             mail_from: "genderlens@localhost".into(),

@@ -50,6 +50,12 @@ pub fn open_database(settings: &Settings, forms: &FormRegistry) -> anyhow::Resul
         settings.pool_size,
     )
     .context("opening the database")?;
+    let db = match &settings.read_database_url {
+        Some(url) => db
+            .with_read_replica(url, settings.pool_size)
+            .context("opening the read replica")?,
+        None => db,
+    };
     let mut conn = db.get()?;
     let now = chrono::Utc::now().naive_utc();
     for form in forms.all() {

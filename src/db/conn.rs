@@ -143,11 +143,13 @@ impl ManageConnection for Connector {
     }
 }
 
-/// The database: a pool for reads and a way to open the writer's own connection.
+/// The database: a pool for reads and a way to open the writer's own connection, and
+/// optionally a pool on a read replica for the heavy reads (indicators, dashboards, exports).
 #[derive(Clone)]
 pub struct Database {
     pool: Pool<Connector>,
     connector: Connector,
+    replica: Option<Pool<Connector>>,
 }
 
 impl Database {
@@ -176,7 +178,35 @@ impl Database {
             .max_size(pool_size.max(1))
             .connection_timeout(Duration::from_secs(5))
             .build(connector.clone())?;
-        Ok(Database { pool, connector })
+        Ok(Database {
+            pool,
+            connector,
+            replica: None,
+        })
+    }
+
+    /// Sends the heavy reads to a read replica of the same backend (no migrations run
+    /// there: the primary's replicate to it). Replication lag shows as figures a few
+    /// moments behind the latest submissions.
+    pub fn with_read_replica(mut self, url: &str, pool_size: u32) -> Result<Database, DbError> {
+        let backend = Backend::from_url(url)?;
+        if backend != self.connector.backend {
+            return Err(DbError::Connect(format!(
+                "the read replica must use the same backend as the database ({:?})",
+                self.connector.backend
+            )));
+        }
+        let connector = Connector {
+            backend,
+            url: url.to_owned(),
+            synchronous: self.connector.synchronous,
+        };
+        let pool = Pool::builder()
+            .max_size(pool_size.max(1))
+            .connection_timeout(Duration::from_secs(5))
+            .build(connector)?;
+        self.replica = Some(pool);
+        Ok(self)
     }
 
     pub fn backend(&self) -> Backend {
@@ -195,7 +225,29 @@ impl Database {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        Self::run_on(self.pool.clone(), work).await
+    }
+
+    /// Like `run`, on the read replica when there is one: for reads that may lag.
+    pub async fn run_read<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+    {
+        Self::run_on(self.read_pool().clone(), work).await
+    }
+
+    fn read_pool(&self) -> &Pool<Connector> {
+        self.replica.as_ref().unwrap_or(&self.pool)
+    }
+
+    async fn run_on<T, E, F>(pool: Pool<Connector>, work: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&mut AnyConnection) -> Result<T, E> + Send + 'static,
+    {
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(DbError::from)?;
             work(&mut conn)
@@ -208,6 +260,11 @@ impl Database {
     pub fn pool_state(&self) -> (u32, u32) {
         let state = self.pool.state();
         (state.connections, state.idle_connections)
+    }
+
+    /// A pooled connection on the read replica when there is one (streamed exports).
+    pub fn get_read(&self) -> Result<diesel::r2d2::PooledConnection<Connector>, DbError> {
+        Ok(self.read_pool().get()?)
     }
 
     /// A pooled connection for blocking callers (CLI commands).

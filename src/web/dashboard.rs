@@ -144,7 +144,7 @@ pub async fn list(state: web::Data<AppState>, viewer: Viewer, session: Session) 
     let ids: Vec<String> = forms.iter().map(|f| f.id.clone()).collect();
     let summaries = state
         .db
-        .run(move |conn| {
+        .run_read(move |conn| {
             ids.iter()
                 .map(|id| responses::sex_summary(conn, id).map_err(DbError::from))
                 .collect::<Result<Vec<_>, DbError>>()
@@ -273,7 +273,7 @@ pub async fn form(
     let form_id = form.id.clone();
     let result = state
         .db
-        .run(move |conn| {
+        .run_read(move |conn| {
             let report = indicators::compute(conn, &report_form, &query)?;
             let days =
                 responses::daily_counts(conn, &form_id, &female, &male).map_err(DbError::from)?;

@@ -109,7 +109,7 @@ pub async fn responses(
     let export_form = form.clone();
     // The export runs on a blocking thread and its bytes flow to the client as they come.
     tokio::task::spawn_blocking(move || {
-        let mut conn = match db.get() {
+        let mut conn = match db.get_read() {
             Ok(conn) => conn,
             Err(err) => {
                 let _ = tx.blocking_send(Err(std::io::Error::other(err.to_string())));

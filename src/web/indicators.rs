@@ -54,7 +54,7 @@ async fn report(
     };
     state
         .db
-        .run(move |conn| indicators::compute(conn, &form, &query))
+        .run_read(move |conn| indicators::compute(conn, &form, &query))
         .await
         .map_err(ApiError::from)
 }

@@ -106,3 +106,46 @@ async fn two_instances_share_one_postgres_database() {
         "the second instance found the migrations applied"
     );
 }
+
+#[actix_web::test]
+async fn indicators_read_from_the_read_replica() {
+    let Some(primary) = spawn_app(Backend::Postgres).await else {
+        eprintln!("skipped: set GENDERLENS_TEST_POSTGRES_URL to run the read replica test");
+        return;
+    };
+    for (sex, age) in [("female", 30), ("male", 40), ("female", 50)] {
+        assert_eq!(
+            primary
+                .submit("test-survey", &answers(sex, age))
+                .await
+                .status(),
+            201
+        );
+    }
+    // A second instance whose own database is empty but whose replica URL points at the
+    // first one's: its indicators come from the replica, its writes go to its own.
+    let replica = primary.database_url.clone();
+    let reader = spawn_app_with(Backend::Postgres, |s| s.read_database_url = Some(replica))
+        .await
+        .expect("instance with a replica");
+    let report: Value = reader
+        .get("/api/v1/forms/test-survey/indicators")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(report["responses"], 3, "read from the replica");
+    assert_eq!(
+        reader
+            .submit("test-survey", &answers("male", 60))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        reader.count("test-survey"),
+        1,
+        "written to its own database"
+    );
+    assert_eq!(primary.count("test-survey"), 3);
+}
