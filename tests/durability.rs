@@ -1,4 +1,5 @@
-//! Every acknowledged (201) submission survives `kill -9` of the real server binary.
+//! Every acknowledged (201) submission survives `kill -9` of the real server binary, and a
+//! graceful stop (SIGTERM) finishes the submissions in flight and exits cleanly.
 
 use genderlens::db::{responses, Database};
 use serde_json::json;
@@ -54,9 +55,49 @@ fn answers(i: usize) -> serde_json::Value {
     })
 }
 
-/// Submits from 16 clients, kills the server with SIGKILL while requests are in flight,
-/// restarts it, and checks that every acknowledged response is there.
+#[derive(Clone, Copy, PartialEq)]
+enum Stop {
+    /// SIGKILL: a crash.
+    Kill,
+    /// SIGTERM: a graceful shutdown, which must exit on its own and in time.
+    Terminate,
+}
+
+fn stop(server: &mut Child, how: Stop) {
+    match how {
+        Stop::Kill => {
+            server.kill().expect("SIGKILL");
+            let _ = server.wait();
+        }
+        Stop::Terminate => {
+            let status = Command::new("kill")
+                .args(["-TERM", &server.id().to_string()])
+                .status()
+                .expect("kill -TERM");
+            assert!(status.success());
+            let deadline = Instant::now() + Duration::from_secs(40);
+            loop {
+                if let Some(exit) = server.try_wait().expect("wait") {
+                    assert!(exit.success(), "a graceful stop exits with 0, not {exit}");
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "did not stop within 40 s of SIGTERM"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Submits from 16 clients, stops the server while requests are in flight, restarts it,
+/// and checks that every acknowledged response is there.
 async fn kill_and_check(database_url: String, data_dir: PathBuf) {
+    stop_and_check(database_url, data_dir, Stop::Kill).await;
+}
+
+async fn stop_and_check(database_url: String, data_dir: PathBuf, how: Stop) {
     let address = free_address();
     let client = reqwest::Client::new();
     let mut server = start(&address, &database_url, &data_dir);
@@ -90,8 +131,7 @@ async fn kill_and_check(database_url: String, data_dir: PathBuf) {
     while acknowledged.lock().expect("lock").len() < 400 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    server.kill().expect("SIGKILL");
-    let _ = server.wait();
+    stop(&mut server, how);
     for c in clients {
         let _ = c.await;
     }
@@ -135,6 +175,13 @@ async fn acknowledged_submissions_survive_kill_9_on_sqlite() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}/genderlens.db", dir.path().display());
     kill_and_check(url, dir.path().to_owned()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_submissions_in_flight_and_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/genderlens.db", dir.path().display());
+    stop_and_check(url, dir.path().to_owned(), Stop::Terminate).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
