@@ -149,3 +149,42 @@ async fn indicators_read_from_the_read_replica() {
     );
     assert_eq!(primary.count("test-survey"), 3);
 }
+
+#[actix_web::test]
+async fn instances_starting_at_once_migrate_once() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        eprintln!("skipped: set GENDERLENS_TEST_POSTGRES_URL to run on PostgreSQL");
+        return;
+    };
+    // A fresh, empty database beside the test's own, migrated by four starts at once.
+    use diesel::connection::SimpleConnection;
+    let name = format!("gl_race_{}", uuid::Uuid::new_v4().simple());
+    app.db
+        .get()
+        .expect("conn")
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .expect("create");
+    let url = format!(
+        "{}/{name}",
+        app.database_url.rsplit_once('/').expect("url").0
+    );
+    let starts: Vec<_> = (0..4)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                genderlens::db::Database::connect(&url, Default::default(), 1).map(|_| ())
+            })
+        })
+        .collect();
+    for start in starts {
+        start.join().expect("thread").expect("every start succeeds");
+    }
+    let db = genderlens::db::Database::connect(&url, Default::default(), 1).expect("db");
+    assert!(genderlens::db::migrations_applied(&mut db.get().expect("conn")).expect("check"));
+    drop(db);
+    app.db
+        .get()
+        .expect("conn")
+        .batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .expect("drop");
+}
