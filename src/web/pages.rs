@@ -235,6 +235,31 @@ fn message(
 }
 
 /// The form's language for this visitor.
+/// The form named in the path, or the not-found page in the visitor's language.
+fn find_form(
+    state: &AppState,
+    id: &str,
+    query: &LangQuery,
+    req: &HttpRequest,
+) -> Result<std::sync::Arc<Form>, Box<HttpResponse>> {
+    state.forms.get(id).ok_or_else(|| {
+        let lang = i18n::negotiate(
+            query.lang.as_deref(),
+            accept_language(req),
+            &i18n::UI_LANGUAGES,
+            "en",
+        );
+        Box::new(message(
+            state,
+            &lang,
+            StatusCode::NOT_FOUND,
+            "not-found-title",
+            "not-found-body",
+            Vec::new(),
+        ))
+    })
+}
+
 fn form_language(form: &Form, query: Option<&str>, req: &HttpRequest) -> String {
     let available: Vec<&str> = form.languages.iter().map(String::as_str).collect();
     i18n::negotiate(
@@ -586,21 +611,9 @@ pub async fn form_page(
     path: web::Path<String>,
     query: web::Query<LangQuery>,
 ) -> HttpResponse {
-    let Some(form) = state.forms.get(&path) else {
-        let lang = i18n::negotiate(
-            query.lang.as_deref(),
-            accept_language(&req),
-            &i18n::UI_LANGUAGES,
-            "en",
-        );
-        return message(
-            &state,
-            &lang,
-            StatusCode::NOT_FOUND,
-            "not-found-title",
-            "not-found-body",
-            Vec::new(),
-        );
+    let form = match find_form(&state, &path, &query, &req) {
+        Ok(form) => form,
+        Err(not_found) => return *not_found,
     };
     let lang = form_language(&form, query.lang.as_deref(), &req);
     if !form.is_open(Utc::now()) {
@@ -638,21 +651,9 @@ pub async fn form_submit(
     query: web::Query<LangQuery>,
     payload: web::Payload,
 ) -> HttpResponse {
-    let Some(form) = state.forms.get(&path) else {
-        let lang = i18n::negotiate(
-            query.lang.as_deref(),
-            accept_language(&req),
-            &i18n::UI_LANGUAGES,
-            "en",
-        );
-        return message(
-            &state,
-            &lang,
-            StatusCode::NOT_FOUND,
-            "not-found-title",
-            "not-found-body",
-            Vec::new(),
-        );
+    let form = match find_form(&state, &path, &query, &req) {
+        Ok(form) => form,
+        Err(not_found) => return *not_found,
     };
     let lang = form_language(&form, query.lang.as_deref(), &req);
     let body = match read_limited(payload, state.settings.max_body_bytes).await {
