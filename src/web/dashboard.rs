@@ -130,7 +130,10 @@ fn unavailable(err: impl std::fmt::Display) -> HttpResponse {
 
 /// The forms a planner may read, with response counts by sex.
 #[utoipa::path(get, path = "/dashboard", tag = "planners",
-    responses((status = 200, description = "The list", content_type = "text/html", body = String), (status = 303, description = "Not signed in: to /login"), (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
+    responses(
+        (status = 200, description = "The list", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /login"),
+        (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
 pub async fn list(state: web::Data<AppState>, viewer: Viewer, session: Session) -> HttpResponse {
     let Some(account) = signed_in(&viewer) else {
         return to_login();
@@ -236,8 +239,12 @@ fn side_point(side: &crate::stats::Side) -> Option<(f64, Option<[f64; 2]>)> {
 /// Charts and the gap table of one form.
 #[utoipa::path(get, path = "/dashboard/{form}", tag = "planners",
     params(("form" = String, Path, description = "Form id"), Filter),
-    responses((status = 200, description = "The dashboard", content_type = "text/html", body = String), (status = 303, description = "Not signed in: to /login"),
-        (status = 403, description = "No grant for this form", content_type = "text/html", body = String), (status = 404, description = "Unknown form", content_type = "text/html", body = String), (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
+    responses(
+        (status = 200, description = "The dashboard", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /login"),
+        (status = 403, description = "No grant for this form", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown form", content_type = "text/html", body = String),
+        (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
 pub async fn form(
     state: web::Data<AppState>,
     viewer: Viewer,
@@ -453,8 +460,11 @@ pub async fn form(
 
 /// Exports, imports and deletions, and notifications that failed; admins only.
 #[utoipa::path(get, path = "/admin/audit", tag = "planners",
-    responses((status = 200, description = "The audit log", content_type = "text/html", body = String), (status = 303, description = "Not signed in: to /login"),
-        (status = 403, description = "Not an admin", content_type = "text/html", body = String), (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
+    responses(
+        (status = 200, description = "The audit log", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /login"),
+        (status = 403, description = "Not an admin", content_type = "text/html", body = String),
+        (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
 pub async fn audit(state: web::Data<AppState>, viewer: Viewer, session: Session) -> HttpResponse {
     let Some(account) = signed_in(&viewer) else {
         return to_login();
@@ -556,8 +566,12 @@ async fn read_upload(mut multipart: Multipart) -> Result<(String, bool, Vec<u8>)
 #[utoipa::path(post, path = "/dashboard/{form}/import", tag = "planners",
     params(("form" = String, Path, description = "Form id")),
     request_body(content = Object, content_type = "multipart/form-data"),
-    responses((status = 200, description = "The import report", content_type = "text/html", body = String), (status = 303, description = "Not signed in: to /login"),
-        (status = 400, description = "Not a CSV upload", content_type = "text/html", body = String), (status = 403, description = "Not an admin, or the form expired", content_type = "text/html", body = String), (status = 404, description = "Unknown form", content_type = "text/html", body = String),
+    responses(
+        (status = 200, description = "The import report", content_type = "text/html", body = String),
+        (status = 303, description = "Not signed in: to /login"),
+        (status = 400, description = "Not a CSV upload", content_type = "text/html", body = String),
+        (status = 403, description = "Not an admin, or the form expired", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown form", content_type = "text/html", body = String),
         (status = 422, description = "Rows were rejected: the report", content_type = "text/html", body = String)))]
 pub async fn import(
     state: web::Data<AppState>,

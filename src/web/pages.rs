@@ -170,7 +170,8 @@ fn accept_language(req: &HttpRequest) -> Option<&str> {
 
 /// The open forms, in the visitor's language.
 #[utoipa::path(get, path = "/", tag = "residents", params(LangQuery),
-    responses((status = 200, description = "The list of open forms", content_type = "text/html", body = String)))]
+    responses(
+        (status = 200, description = "The list of open forms", content_type = "text/html", body = String)))]
 pub async fn index(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -604,7 +605,10 @@ fn render_form(
 /// The form as accessible HTML that works without JavaScript.
 #[utoipa::path(get, path = "/f/{form}", tag = "residents",
     params(("form" = String, Path, description = "Form id"), LangQuery),
-    responses((status = 200, description = "The form", content_type = "text/html", body = String), (status = 404, description = "Unknown form", content_type = "text/html", body = String), (status = 409, description = "The form is closed", content_type = "text/html", body = String)))]
+    responses(
+        (status = 200, description = "The form", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown form", content_type = "text/html", body = String),
+        (status = 409, description = "The form is closed", content_type = "text/html", body = String)))]
 pub async fn form_page(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -639,11 +643,16 @@ pub async fn form_page(
 #[utoipa::path(post, path = "/f/{form}", tag = "residents",
     params(("form" = String, Path, description = "Form id"), LangQuery),
     request_body(content = Object, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 201, description = "Thank you: stored", content_type = "text/html", body = String), (status = 400, description = "Not a urlencoded form", content_type = "text/html", body = String),
-        (status = 403, description = "The anti-forgery token is missing or expired", content_type = "text/html", body = String), (status = 404, description = "Unknown form", content_type = "text/html", body = String),
+    responses(
+        (status = 201, description = "Thank you: stored", content_type = "text/html", body = String),
+        (status = 400, description = "Not a urlencoded form", content_type = "text/html", body = String),
+        (status = 403, description = "The anti-forgery token is missing or expired", content_type = "text/html", body = String),
+        (status = 404, description = "Unknown form", content_type = "text/html", body = String),
         (status = 409, description = "The form is closed, or answers changed under a used submission id", content_type = "text/html", body = String),
-        (status = 413, description = "The body is over the limit", content_type = "text/html", body = String), (status = 422, description = "The form again, answers kept, each error beside its question", content_type = "text/html", body = String),
-        (status = 429, description = "Rate limited", content_type = "text/html", body = String), (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
+        (status = 413, description = "The body is over the limit", content_type = "text/html", body = String),
+        (status = 422, description = "The form again, answers kept, each error beside its question", content_type = "text/html", body = String),
+        (status = 429, description = "Rate limited", content_type = "text/html", body = String),
+        (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
 pub async fn form_submit(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -825,7 +834,10 @@ pub async fn form_submit(
 /// A signed link from a digest that stops that form's summaries for that owner.
 #[utoipa::path(get, path = "/unsubscribe/{form}/{email}/{signature}", tag = "owners",
     params(("form" = String, Path), ("email" = String, Path), ("signature" = String, Path)),
-    responses((status = 200, description = "Unsubscribed", content_type = "text/html", body = String), (status = 404, description = "Not a valid link", content_type = "text/html", body = String), (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
+    responses(
+        (status = 200, description = "Unsubscribed", content_type = "text/html", body = String),
+        (status = 404, description = "Not a valid link", content_type = "text/html", body = String),
+        (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
 pub async fn unsubscribe(
     state: web::Data<AppState>,
     path: web::Path<(String, String, String)>,

@@ -122,7 +122,8 @@ fn login_page(
 
 /// The sign-in page.
 #[utoipa::path(get, path = "/login", tag = "planners",
-    responses((status = 200, description = "The sign-in form", content_type = "text/html", body = String)))]
+    responses(
+        (status = 200, description = "The sign-in form", content_type = "text/html", body = String)))]
 pub async fn login_form(state: web::Data<AppState>, session: Session) -> HttpResponse {
     login_page(&state, &session, StatusCode::OK, "", None)
 }
@@ -137,8 +138,12 @@ pub struct LoginFields {
 /// Signs in with email, password and the page's CSRF token.
 #[utoipa::path(post, path = "/login", tag = "planners",
     request_body(content = Object, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 303, description = "Signed in: to /dashboard"), (status = 401, description = "Wrong email or password", content_type = "text/html", body = String),
-        (status = 403, description = "The form expired", content_type = "text/html", body = String), (status = 429, description = "Too many failed attempts", content_type = "text/html", body = String), (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
+    responses(
+        (status = 303, description = "Signed in: to /dashboard"),
+        (status = 401, description = "Wrong email or password", content_type = "text/html", body = String),
+        (status = 403, description = "The form expired", content_type = "text/html", body = String),
+        (status = 429, description = "Too many failed attempts", content_type = "text/html", body = String),
+        (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
 pub async fn login(
     state: web::Data<AppState>,
     session: Session,
@@ -218,7 +223,9 @@ pub struct CsrfField {
 /// Signs out (CSRF-checked).
 #[utoipa::path(post, path = "/logout", tag = "planners",
     request_body(content = Object, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 303, description = "Signed out: to /"), (status = 403, description = "The form expired", content_type = "text/html", body = String)))]
+    responses(
+        (status = 303, description = "Signed out: to /"),
+        (status = 403, description = "The form expired", content_type = "text/html", body = String)))]
 pub async fn logout(session: Session, form: web::Form<CsrfField>) -> HttpResponse {
     if !csrf_ok(&session, &form.csrf) {
         return HttpResponse::Forbidden()
