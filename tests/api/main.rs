@@ -14,3 +14,4 @@ mod pages;
 mod planners;
 mod privacy;
 mod submissions;
+mod workbooks;
