@@ -14,7 +14,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-300}
 
-cargo build --release || exit 1
+# One build: the bench profile is the release profile, and it builds target/release/genderlens
+# as well as the driver (a separate `cargo build --release` would be rebuilt over).
 cargo bench --bench reliability --no-run || exit 1
 
 failed=()
