@@ -38,7 +38,8 @@ const RECOVERY_LIMIT: Duration = Duration::from_secs(30);
 struct Options {
     seconds: u64,
     clients: u64,
-    rounds: u32,
+    /// Kills or restarts; each scenario has its own default.
+    rounds: Option<u32>,
     postgres: bool,
 }
 
@@ -51,7 +52,7 @@ fn main() {
     let mut options = Options {
         seconds: 300,
         clients: 64,
-        rounds: 0,
+        rounds: None,
         postgres: false,
     };
     while let Some(arg) = args.next() {
@@ -63,7 +64,7 @@ fn main() {
         match arg.as_str() {
             "--seconds" => options.seconds = number("--seconds").max(1),
             "--clients" => options.clients = number("--clients").max(1),
-            "--rounds" => options.rounds = number("--rounds").clamp(1, 100) as u32,
+            "--rounds" => options.rounds = Some(number("--rounds").clamp(1, 100) as u32),
             "--postgres" => options.postgres = true,
             s if !s.starts_with('-') && scenario.is_none() => scenario = Some(arg),
             _ => exit_usage(&format!("unknown argument `{arg}`")),
@@ -128,10 +129,13 @@ struct Store {
 }
 
 impl Store {
-    fn new(postgres: bool) -> Result<Store, String> {
+    /// A fresh store; `None`, with the reason as a failed check, when PostgreSQL is out of reach.
+    fn open(postgres: bool, verdict: &mut Verdict) -> Option<Store> {
         let dir = tempfile::tempdir().expect("tempdir");
         let (url, postgres) = if postgres {
-            let fresh = FreshPostgres::create()?;
+            let fresh = FreshPostgres::create()
+                .map_err(|e| verdict.check(false, e))
+                .ok()?;
             (fresh.url.clone(), Some(fresh))
         } else {
             (
@@ -139,7 +143,7 @@ impl Store {
                 None,
             )
         };
-        Ok(Store { url, dir, postgres })
+        Some(Store { url, dir, postgres })
     }
 
     fn sqlite_path(&self) -> Option<PathBuf> {
@@ -356,12 +360,8 @@ impl Reads {
 /// server's resident memory: throughput and latency hold and memory stays flat.
 async fn sustained(options: &Options) -> Verdict {
     let mut verdict = Verdict::default();
-    let store = match Store::new(options.postgres) {
-        Ok(store) => store,
-        Err(e) => {
-            verdict.check(false, e);
-            return verdict;
-        }
+    let Some(store) = Store::open(options.postgres, &mut verdict) else {
+        return verdict;
     };
     println!(
         "sustained: {} clients for {} s on {}",
@@ -399,10 +399,10 @@ async fn sustained(options: &Options) -> Verdict {
     }
     load.measure(false);
     let wall = started.elapsed();
-    let tally = load.stop().await;
+    let mut tally = load.stop().await;
     let in_database = stored(&store.url);
 
-    let mut latencies = tally.latencies.clone();
+    let mut latencies = std::mem::take(&mut tally.latencies);
     latencies.sort();
     let max_rss = samples.iter().copied().max().unwrap_or(0);
     println!(
@@ -423,6 +423,10 @@ async fn sustained(options: &Options) -> Verdict {
     println!("  {}", tally.summary());
     // Flat: the second half of the run peaks at most 20% + 16 MiB above the first half,
     // which leaves room for allocator and page-cache warm-up but not for a leak.
+    verdict.check(
+        samples.iter().all(|&kib| kib > 0),
+        "server RSS read from /proc at every sample",
+    );
     let half = samples.len() / 2;
     let first_half = samples[..=half].iter().copied().max().unwrap_or(0);
     let second_half = samples[half..].iter().copied().max().unwrap_or(0);
@@ -447,18 +451,10 @@ async fn sustained(options: &Options) -> Verdict {
 /// every acknowledged submission is in the database afterwards.
 async fn kill9(options: &Options) -> Verdict {
     let mut verdict = Verdict::default();
-    let store = match Store::new(options.postgres) {
-        Ok(store) => store,
-        Err(e) => {
-            verdict.check(false, e);
-            return verdict;
-        }
+    let Some(store) = Store::open(options.postgres, &mut verdict) else {
+        return verdict;
     };
-    let rounds = if options.rounds == 0 {
-        3
-    } else {
-        options.rounds
-    };
+    let rounds = options.rounds.unwrap_or(3);
     println!(
         "kill9: {} clients, {rounds} kills on {}",
         options.clients,
@@ -674,21 +670,13 @@ async fn disk_full(options: &Options) -> Verdict {
 /// hangs, submissions succeed again without restarting genderlens, none acknowledged is lost.
 async fn pg_restart(options: &Options) -> Verdict {
     let mut verdict = Verdict::default();
-    let store = match Store::new(true) {
-        Ok(store) => store,
-        Err(e) => {
-            verdict.check(false, e);
-            return verdict;
-        }
+    let Some(store) = Store::open(true, &mut verdict) else {
+        return verdict;
     };
     let restart = std::env::var("RELIABILITY_PG_RESTART").unwrap_or_else(|_| {
         "pg_ctlcluster --skip-systemctl-redirect \"$(ls /etc/postgresql)\" main restart".into()
     });
-    let rounds = if options.rounds == 0 {
-        2
-    } else {
-        options.rounds
-    };
+    let rounds = options.rounds.unwrap_or(2);
     println!(
         "pg-restart: {} clients, PostgreSQL restarted {rounds} times with `{restart}`",
         options.clients
