@@ -95,6 +95,21 @@ pub fn count(conn: &mut AnyConnection, form: &str) -> QueryResult<i64> {
         .get_result(conn)
 }
 
+/// A form's response count when it is at most `cap`, else `cap + 1`: reads at most
+/// `cap + 1` index entries however many responses the form has.
+pub fn count_capped(conn: &mut AnyConnection, form: &str, cap: i64) -> QueryResult<i64> {
+    let beyond_cap = responses::table
+        .filter(responses::form_id.eq(form))
+        .select(responses::form_id)
+        .offset(cap)
+        .first::<String>(conn)
+        .optional()?;
+    match beyond_cap {
+        Some(_) => Ok(cap.saturating_add(1)),
+        None => count(conn, form),
+    }
+}
+
 /// Deletes a form's responses received before `before`; returns how many.
 pub fn delete_received_before(
     conn: &mut AnyConnection,

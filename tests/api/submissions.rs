@@ -346,6 +346,28 @@ async fn forms_are_listed_and_described(app: TestApp) {
     assert_eq!(health.status(), 200);
 }
 
+/// The writer counts a form's responses only up to its largest milestone plus the batch
+/// (counting them all per batch slowed it as the table grew): the capped count is exact
+/// up to the cap and `cap + 1` beyond it.
+async fn capped_count_is_exact_up_to_the_cap(app: TestApp) {
+    for _ in 0..4 {
+        assert_eq!(
+            app.submit(FORM, &json!({ "answers": valid_answers() }))
+                .await
+                .status(),
+            201
+        );
+    }
+    let mut conn = app.db.get().expect("connection");
+    for (cap, expected) in [(0, 1), (2, 3), (3, 4), (4, 4), (10, 4)] {
+        assert_eq!(
+            genderlens::db::responses::count_capped(&mut conn, FORM, cap).expect("count"),
+            expected,
+            "cap {cap}"
+        );
+    }
+}
+
 on_every_backend!(
     valid_submission_is_stored_with_columns,
     invalid_answers_are_named_and_nothing_is_stored,
@@ -355,4 +377,5 @@ on_every_backend!(
     concurrent_resends_store_one,
     rejected_requests_have_json_errors,
     forms_are_listed_and_described,
+    capped_count_is_exact_up_to_the_cap,
 );
