@@ -41,6 +41,8 @@ pub struct Settings {
     pub rate_limit_per_second: u32,
     /// Submissions a client may send at once before the per-second rate applies.
     pub rate_limit_burst: u32,
+    /// Behind a reverse proxy: rate-limit by the address it puts in `X-Forwarded-For`.
+    pub trust_forwarded_for: bool,
     /// With `admin_password`: the first admin, created on start when there are no users.
     pub admin_email: Option<String>,
     pub admin_password: Option<String>,
@@ -73,6 +75,7 @@ impl Default for Settings {
             pool_size: 8,
             rate_limit_per_second: 5,
             rate_limit_burst: 60,
+            trust_forwarded_for: false,
             admin_email: None,
             admin_password: None,
             mail_poll_seconds: 10,

@@ -93,7 +93,13 @@ impl ResponseError for ApiError {
             ApiError::Validation(errors) => Some(errors.as_slice()),
             _ => None,
         };
-        HttpResponse::build(self.status_code()).json(ErrorBody {
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unavailable(_)) {
+            // Storage outages are usually short (a restart, space freed): ask clients to
+            // come back soon rather than hammer.
+            response.insert_header(("retry-after", "5"));
+        }
+        response.json(ErrorBody {
             error: self.code(),
             message: self.to_string(),
             errors,

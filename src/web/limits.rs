@@ -14,6 +14,22 @@ use std::sync::Arc;
 pub struct PeerIp {
     /// `Some`: answer with an HTML page in these words; `None`: with the JSON error body.
     pub page: Option<Arc<Catalog>>,
+    /// Behind a reverse proxy every request comes from the proxy: count by the address it
+    /// appended to `X-Forwarded-For` instead (the last one; earlier ones the client wrote).
+    pub trust_forwarded_for: bool,
+}
+
+/// The address a trusted proxy appended: the last entry of the last `X-Forwarded-For`.
+fn forwarded_for(req: &ServiceRequest) -> Option<IpAddr> {
+    let header = req.headers().get_all("x-forwarded-for").last()?;
+    header
+        .to_str()
+        .ok()?
+        .rsplit(',')
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 impl KeyExtractor for PeerIp {
@@ -21,8 +37,12 @@ impl KeyExtractor for PeerIp {
     type KeyExtractionError = SimpleKeyExtractionError<&'static str>;
 
     fn extract(&self, req: &ServiceRequest) -> Result<IpAddr, Self::KeyExtractionError> {
-        req.peer_addr()
-            .map(|a| a.ip())
+        let forwarded = self
+            .trust_forwarded_for
+            .then(|| forwarded_for(req))
+            .flatten();
+        forwarded
+            .or_else(|| req.peer_addr().map(|a| a.ip()))
             .ok_or_else(|| SimpleKeyExtractionError::new("cannot tell the client's address"))
     }
 

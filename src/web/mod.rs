@@ -105,7 +105,10 @@ impl RateLimits {
     pub fn new(settings: &Settings, catalog: Arc<Catalog>) -> RateLimits {
         let config = |page: Option<Arc<Catalog>>| {
             GovernorConfigBuilder::default()
-                .key_extractor(limits::PeerIp { page })
+                .key_extractor(limits::PeerIp {
+                    page,
+                    trust_forwarded_for: settings.trust_forwarded_for,
+                })
                 .requests_per_second(u64::from(settings.rate_limit_per_second.max(1)))
                 .burst_size(settings.rate_limit_burst.max(1))
                 .methods(vec![Method::POST])

@@ -233,3 +233,36 @@ async fn too_many_posts_get_a_friendly_429() {
         "reading the form is never limited"
     );
 }
+
+#[actix_web::test]
+async fn behind_a_trusted_proxy_each_client_has_its_own_limit() {
+    let app = spawn_app_with(Backend::Sqlite, |s| {
+        s.rate_limit_per_second = 1;
+        s.rate_limit_burst = 2;
+        s.trust_forwarded_for = true;
+    })
+    .await
+    .expect("app");
+    let send = |client: &'static str| {
+        app.client
+            .post(format!("{}/api/v1/forms/{FORM}/submissions", app.address))
+            .header("x-forwarded-for", client)
+            .json(&serde_json::json!({"answers": {}}))
+            .send()
+    };
+    let mut first = Vec::new();
+    for _ in 0..4 {
+        first.push(send("203.0.113.7").await.expect("send").status().as_u16());
+    }
+    assert_eq!(first.last(), Some(&429), "{first:?}");
+    // Another resident behind the same proxy is not limited by the first; a spoofed
+    // leading entry does not choose the bucket, the proxy's appended one does.
+    assert_eq!(send("198.51.100.4").await.expect("send").status(), 422);
+    assert_eq!(
+        send("198.51.100.9, 203.0.113.7")
+            .await
+            .expect("send")
+            .status(),
+        429
+    );
+}
