@@ -177,7 +177,11 @@ fn spawn(address: &str, database_url: &str, data_dir: &Path, log: Option<&Path>)
         .env("GENDERLENS_DATABASE_URL", database_url)
         .env("GENDERLENS_FORMS_DIR", forms)
         .env("GENDERLENS_DATA_DIR", data_dir)
-        .env("RUST_LOG", "warn")
+        // `BENCH_RUST_LOG=info` measures with the per-request log lines of a default setup.
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
