@@ -8,6 +8,8 @@ pub fn init() {
     // Closing a request span logs one line per request with its latency.
     let builder = tracing_subscriber::fmt()
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        // Colour codes only on a terminal, not in journald or log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     // A second init (tests spawning several apps) is harmless, so its error is ignored.
