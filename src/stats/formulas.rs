@@ -133,12 +133,14 @@ pub fn summarize(values: &mut [f64]) -> Option<Summary> {
     if n == 0 {
         return None;
     }
+    // Sorted first, so the sums do not depend on the order the database returned the
+    // rows in: every backend and index gives the same figures to the last bit.
+    sort_values(values);
     let mean = values.iter().sum::<f64>() / n as f64;
     let sd = (n >= 2).then(|| {
         let ss: f64 = values.iter().map(|v| (v - mean).powi(2)).sum();
         (ss / (n - 1) as f64).sqrt()
     });
-    sort_values(values);
     let median = if n % 2 == 1 {
         values[n / 2]
     } else {
