@@ -354,6 +354,22 @@ impl Reads {
         }
         all
     }
+
+    /// Stops the readers, prints what they saw and checks it: every read answered 200 or
+    /// a JSON 503, none hung, and 200 again at the end.
+    async fn stop_and_check(self, verdict: &mut Verdict) {
+        let read = self.stop().await;
+        println!(
+            "  reads ({}): statuses {:?}, {} not JSON, {} unanswered, slowest {:.0} ms",
+            READ_PATHS.join(", "),
+            read.statuses,
+            read.not_json,
+            read.no_answer,
+            ms(read.slowest)
+        );
+        verdict.check(read.clean(), "reads answered 200 or a JSON 503, none hung");
+        verdict.check(read.recovered(), "reads answer 200 at the end");
+    }
 }
 
 /// Submissions from `--clients` clients for `--seconds` after a 3 s warm-up, sampling the
@@ -623,17 +639,7 @@ async fn disk_full(options: &Options) -> Verdict {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let tally = load.stop().await;
     println!("  {}", tally.summary());
-    let read = reads.stop().await;
-    println!(
-        "  reads ({}): statuses {:?}, {} not JSON, {} unanswered, slowest {:.0} ms",
-        READ_PATHS.join(", "),
-        read.statuses,
-        read.not_json,
-        read.no_answer,
-        ms(read.slowest)
-    );
-    verdict.check(read.clean(), "reads answered 200 or a JSON 503, none hung");
-    verdict.check(read.recovered(), "reads answer 200 at the end");
+    reads.stop_and_check(&mut verdict).await;
     verdict.check(
         tally.unavailable > 0,
         format!(
@@ -724,17 +730,7 @@ async fn pg_restart(options: &Options) -> Verdict {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let tally = load.stop().await;
     println!("  {}", tally.summary());
-    let read = reads.stop().await;
-    println!(
-        "  reads ({}): statuses {:?}, {} not JSON, {} unanswered, slowest {:.0} ms",
-        READ_PATHS.join(", "),
-        read.statuses,
-        read.not_json,
-        read.no_answer,
-        ms(read.slowest)
-    );
-    verdict.check(read.clean(), "reads answered 200 or a JSON 503, none hung");
-    verdict.check(read.recovered(), "reads answer 200 at the end");
+    reads.stop_and_check(&mut verdict).await;
     verdict.check(
         tally.unexpected_total() == 0 && tally.connection_errors == 0,
         "every failure a JSON 503 `unavailable` (no other 5xx, no dropped connection)",
