@@ -62,12 +62,9 @@ impl tracing_actix_web::RootSpanBuilder for RequestSpan {
 /// The path segment standing where the route pattern says `{form}`, if it is a slug.
 fn form_segment<'a>(pattern: &str, path: &'a str) -> Option<&'a str> {
     let index = pattern.split('/').position(|s| s == "{form}")?;
-    path.split('/').nth(index).filter(|id| {
-        id.len() <= 64
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    })
+    path.split('/')
+        .nth(index)
+        .filter(|id| crate::form::is_slug(id))
 }
 
 #[cfg(test)]

@@ -313,7 +313,8 @@ fn find_line(text: &str, key: &str, value: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-fn is_slug(s: &str) -> bool {
+/// A form id: lowercase letters, digits and `-`, as used in URLs.
+pub fn is_slug(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.bytes()

@@ -8,8 +8,8 @@ pub mod xlsform;
 pub mod xlsform_export;
 
 pub use load::{
-    check_file, definition_json, from_definition, load_dir, load_file, load_str, parse_yaml,
-    to_yaml, FileKind, LoadReport, Locate, Location, Problem, Severity,
+    check_file, definition_json, from_definition, is_slug, load_dir, load_file, load_str,
+    parse_yaml, to_yaml, FileKind, LoadReport, Locate, Location, Problem, Severity,
 };
 pub use model::*;
 
