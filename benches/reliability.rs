@@ -223,13 +223,18 @@ fn load_options(options: &Options, keep_ids: bool) -> LoadOptions {
     }
 }
 
-/// Acknowledged receipt ids that the database does not hold.
-fn missing(database_url: &str, ids: &[String]) -> usize {
+/// Checks that the database holds every acknowledged receipt id.
+fn check_none_missing(verdict: &mut Verdict, database_url: &str, ids: &[String]) {
     let db = Database::connect(database_url, Default::default(), 1).expect("database");
     let mut conn = db.get().expect("connection");
-    ids.iter()
+    let lost = ids
+        .iter()
         .filter(|id| responses::find(&mut conn, id).expect("query").is_none())
-        .count()
+        .count();
+    verdict.check(
+        lost == 0,
+        format!("acknowledged but missing: {lost} of {}", ids.len()),
+    );
 }
 
 fn stored(database_url: &str) -> u64 {
@@ -505,14 +510,13 @@ async fn kill9(options: &Options) -> Verdict {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let tally = load.stop().await;
     println!("  {}", tally.summary());
-    let lost = missing(&store.url, &tally.acknowledged);
     let in_database = stored(&store.url);
     println!(
         "  {} acknowledged, {in_database} stored ({} stored without an acknowledgement: in flight at a kill)",
         tally.acknowledged.len(),
         in_database.saturating_sub(tally.acknowledged.len() as u64)
     );
-    verdict.check(lost == 0, format!("acknowledged but missing: {lost}"));
+    check_none_missing(&mut verdict, &store.url, &tally.acknowledged);
     verdict.check(
         recovered,
         "submissions acknowledged again after every restart",
@@ -660,14 +664,7 @@ async fn disk_full(options: &Options) -> Verdict {
         integrity == "ok",
         format!("PRAGMA integrity_check: {integrity}"),
     );
-    let lost = missing(&url, &tally.acknowledged);
-    verdict.check(
-        lost == 0,
-        format!(
-            "acknowledged but missing: {lost} of {}",
-            tally.acknowledged.len()
-        ),
-    );
+    check_none_missing(&mut verdict, &url, &tally.acknowledged);
     drop(server);
     verdict
 }
@@ -743,14 +740,7 @@ async fn pg_restart(options: &Options) -> Verdict {
         recovered && server.running(),
         "submissions stored again after every restart, without restarting genderlens",
     );
-    let lost = missing(&store.url, &tally.acknowledged);
-    verdict.check(
-        lost == 0,
-        format!(
-            "acknowledged but missing: {lost} of {}",
-            tally.acknowledged.len()
-        ),
-    );
+    check_none_missing(&mut verdict, &store.url, &tally.acknowledged);
     drop(server);
     verdict
 }
