@@ -21,6 +21,12 @@ pub fn normal_two_sided(z: f64) -> f64 {
     libm::erfc(z.abs() / SQRT_2)
 }
 
+/// 2·(1 − Φ(z)) without folding z: above 1 for z < 0, as Mann–Whitney's corrected z can
+/// be (U exactly at its mean), where the p-value is then capped at 1, not mirrored.
+pub fn normal_upper_doubled(z: f64) -> f64 {
+    libm::erfc(z / SQRT_2)
+}
+
 fn normal_pdf(z: f64) -> f64 {
     (-0.5 * z * z).exp() / (2.0 * PI).sqrt()
 }

@@ -12,7 +12,11 @@ pub fn wilson(x: u64, n: u64, z: f64) -> Option<(f64, f64)> {
     let z2 = z * z;
     let center = (x + z2 / 2.0) / (n + z2);
     let half = z / (n + z2) * (x * (n - x) / n + z2 / 4.0).sqrt();
-    Some((center - half, center + half))
+    // At x = 0 and x = n a bound is exactly 0 or 1 (c − h and c + h cancel there), as
+    // statsmodels gives it; computed, it would be a few ulps off.
+    let low = if x == 0.0 { 0.0 } else { center - half };
+    let high = if x == n { 1.0 } else { center + half };
+    Some((low, high))
 }
 
 /// Newcombe's hybrid score interval for p_F − p_M (method 10).
@@ -272,7 +276,7 @@ pub fn mann_whitney(f: &[f64], m: &[f64]) -> Option<MannWhitney> {
     let z = (u.max(nf_f * nm_f - u) - nf_f * nm_f / 2.0 - 0.5) / variance.sqrt();
     Some(MannWhitney {
         statistic: u,
-        p_value: dist::normal_two_sided(z).min(1.0),
+        p_value: dist::normal_upper_doubled(z).min(1.0),
         effect: 2.0 * u / (nf_f * nm_f) - 1.0,
     })
 }
@@ -347,11 +351,6 @@ pub fn weighted(units: &[(f64, f64)]) -> Option<Weighted> {
         se,
         n_eff: sw * sw / sw2,
     })
-}
-
-/// Two-sided p-value of a Wald z statistic.
-pub fn wald_p(z: f64) -> f64 {
-    dist::normal_two_sided(z)
 }
 
 #[cfg(test)]

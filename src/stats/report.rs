@@ -80,12 +80,16 @@ pub struct ReportOptions {
 
 // ------------------------------------------------------------------ output
 
+/// A JSON object whose keys keep the order they were given in (choice order), not the
+/// alphabetical order of a map.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ordered<V>(pub Vec<(String, V)>);
+
 /// Counts by sex category, in a fixed order: female, male, each other value, missing.
 /// A count is `null` when it was suppressed.
-#[derive(Clone, Debug, Default)]
-pub struct SexCounts(pub Vec<(String, Option<u64>)>);
+pub type SexCounts = Ordered<Option<u64>>;
 
-impl Serialize for SexCounts {
+impl<V: Serialize> Serialize for Ordered<V> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for (k, v) in &self.0 {
@@ -130,9 +134,9 @@ pub struct Side {
     pub n: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<Option<u64>>,
-    /// Per option, for distributions.
+    /// Per option in choice order, for distributions.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub counts: Option<Option<BTreeMap<String, u64>>>,
+    pub counts: Option<Option<Ordered<u64>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub estimate: Option<Option<f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -143,7 +147,9 @@ pub struct Side {
     pub ci: Option<Option<[f64; 2]>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub n_eff: Option<Option<f64>>,
-    pub missing: u64,
+    /// `null` when the side is suppressed: n + missing is the same for every question of
+    /// a cell, so a visible `missing` would give the hidden `n` away.
+    pub missing: Option<u64>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub reasons: Reasons,
 }
@@ -177,7 +183,10 @@ pub enum Method {
 pub struct Test {
     pub method: Method,
     pub statistic: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "whole_numbers_as_integers"
+    )]
     pub df: Option<Option<f64>>,
     pub p_value: Option<f64>,
     /// Primary tests only: their Benjamini–Hochberg q-value across the report.
@@ -191,6 +200,17 @@ pub struct Test {
     pub cramers_v: Option<Option<f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+}
+
+/// Chi-square degrees of freedom are counts (`"df": 1`); Welch's are fractional.
+fn whole_numbers_as_integers<S: Serializer>(
+    df: &Option<Option<f64>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match df.flatten() {
+        Some(x) if x.fract() == 0.0 && x.abs() < 9.0e15 => serializer.serialize_i64(x as i64),
+        other => other.serialize(serializer),
+    }
 }
 
 impl Test {
@@ -236,7 +256,8 @@ pub struct Indicator {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
-    pub responses: u64,
+    /// `null` only in a public report where it would give a hidden sex count away.
+    pub responses: Option<u64>,
     pub by: Option<String>,
     pub alpha: f64,
     pub min_cell: u64,
@@ -343,6 +364,12 @@ fn aggregate(input: &ReportInput, item: &Item, options: usize) -> Vec<[Group2; 2
             }
         }
     }
+    // Weighted sums run over the units in a fixed order, not the order the database
+    // returned the rows in: every backend and index gives the same figures to the last bit.
+    for g in cells.iter_mut().flatten() {
+        g.units
+            .sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    }
     cells
 }
 
@@ -355,6 +382,9 @@ struct Draft {
     key: (usize, Kind, Option<usize>),
     cell: usize,
     n: [u64; 2],
+    /// Per sex, how many chose the option: proportions of a single-choice question only,
+    /// whose options split `n` between them (a partition that suppression must respect).
+    partition_count: Option<[u64; 2]>,
     /// Identifies the primary test for the BH family (shared by the two options of a
     /// two-option question).
     test_key: usize,
@@ -389,7 +419,7 @@ impl Builder<'_> {
             count: Some(Some(x)),
             estimate: Some(None),
             ci: Some(None),
-            missing: g.missing,
+            missing: Some(g.missing),
             n_eff: self.weighted.then_some(None),
             ..Side::default()
         };
@@ -520,6 +550,7 @@ impl Builder<'_> {
                 key: (item, Kind::Proportion, Some(k)),
                 cell: c,
                 n: [f.n, m.n],
+                partition_count: (!multi).then_some([xf, xm]),
                 test_key,
             });
         }
@@ -555,14 +586,14 @@ impl Builder<'_> {
             let [f, m] = cell;
             let side = |g: &Group2| Side {
                 n: Some(g.n),
-                counts: Some(Some(
+                counts: Some(Some(Ordered(
                     options
                         .iter()
                         .zip(&g.counts)
                         .map(|(o, &n)| (o.clone(), n))
                         .collect(),
-                )),
-                missing: g.missing,
+                ))),
+                missing: Some(g.missing),
                 ..Side::default()
             };
             let mut test = Test {
@@ -571,7 +602,11 @@ impl Builder<'_> {
                 df: Some(None),
                 ..Test::null(Method::ChiSquare, "no_responses")
             };
-            if f.n > 0 && m.n > 0 {
+            if self.weighted {
+                // The spec gives no weighted test of a whole distribution (that would be
+                // Rao–Scott's); the counts are shown, the test is not.
+                test.reason = Some("weighted");
+            } else if f.n > 0 && m.n > 0 {
                 match formulas::chi_square(&[f.counts.clone(), m.counts.clone()]) {
                     Some(chi) => {
                         test = Test {
@@ -606,6 +641,7 @@ impl Builder<'_> {
                 key: (item, Kind::Distribution, None),
                 cell: c,
                 n: [f.n, m.n],
+                partition_count: None,
                 test_key,
             });
         }
@@ -620,7 +656,7 @@ impl Builder<'_> {
             median: Some(None),
             ci: Some(None),
             n_eff: self.weighted.then_some(None),
-            missing: g.missing,
+            missing: Some(g.missing),
             ..Side::default()
         };
         let summary = formulas::summarize(&mut g.values);
@@ -807,6 +843,7 @@ impl Builder<'_> {
                 key: (item, Kind::Mean, None),
                 cell: c,
                 n: [f.n, m.n],
+                partition_count: None,
                 test_key,
             });
         }
@@ -827,7 +864,7 @@ impl Builder<'_> {
                 && n > 0
                 && match (side.count, &side.counts) {
                     (Some(Some(x)), _) => (x > 0 && x < min) || (n - x > 0 && n - x < min),
-                    (_, Some(Some(counts))) => counts.values().any(|&x| x > 0 && x < min),
+                    (_, Some(Some(counts))) => counts.0.iter().any(|&(_, x)| x > 0 && x < min),
                     _ => false,
                 };
             if small_n || small_count {
@@ -926,7 +963,7 @@ fn suppress(ind: &mut Indicator, s: usize) {
         median: side.median.map(|_| None),
         ci: side.ci.map(|_| None),
         n_eff: side.n_eff.map(|_| None),
-        missing: side.missing,
+        missing: None,
         reasons: [("n", "small_cell")].into_iter().collect(),
     };
     ind.gap = Gap {
@@ -951,7 +988,9 @@ fn is_suppressed(ind: &Indicator, s: usize) -> bool {
 
 /// Rule 3: within a breakdown, a lone suppressed cell for a sex and indicator could be
 /// recovered from the whole-sample figure; suppress the next smallest cell as well.
-fn complementary_suppression(drafts: &mut [Draft]) {
+/// Returns whether it suppressed anything.
+fn complementary_suppression(drafts: &mut [Draft]) -> bool {
+    let mut changed = false;
     let mut by_key: HashMap<(usize, Kind, Option<usize>), Vec<usize>> = HashMap::new();
     for (i, d) in drafts.iter().enumerate() {
         if d.cell > 0 {
@@ -974,20 +1013,83 @@ fn complementary_suppression(drafts: &mut [Draft]) {
                 .min_by_key(|&i| drafts[i].n[s]);
             if let Some(i) = next {
                 suppress(&mut drafts[i].out, s);
+                changed = true;
             }
         }
     }
+    changed
+}
+
+/// The options of a single-choice question split one `n`, and its mean score and
+/// distribution are functions of the same counts. If anything of such a question is
+/// hidden for a sex and cell, at least two of its options are (a lone hidden count would
+/// be n minus the others) and so are its distribution and mean score (with the visible
+/// counts they would give the hidden ones back). Returns whether it suppressed anything.
+fn partition_suppression(drafts: &mut [Draft]) -> bool {
+    let mut by_cell: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
+    for (i, d) in drafts.iter().enumerate() {
+        by_cell.entry((d.key.0, d.cell)).or_default().push(i);
+    }
+    let mut changed = false;
+    for indices in by_cell.values() {
+        let is_partition = indices.iter().any(|&i| drafts[i].partition_count.is_some());
+        if !is_partition {
+            continue;
+        }
+        for s in 0..2 {
+            if !indices.iter().any(|&i| is_suppressed(&drafts[i].out, s)) {
+                continue;
+            }
+            for &i in indices {
+                if drafts[i].partition_count.is_none() && !is_suppressed(&drafts[i].out, s) {
+                    suppress(&mut drafts[i].out, s);
+                    changed = true;
+                }
+            }
+            let hidden_options = |drafts: &[Draft]| {
+                indices
+                    .iter()
+                    .filter(|&&i| drafts[i].partition_count.is_some())
+                    .filter(|&&i| is_suppressed(&drafts[i].out, s))
+                    .count()
+            };
+            while hidden_options(drafts) < 2 {
+                let smallest = indices
+                    .iter()
+                    .copied()
+                    .filter(|&i| !is_suppressed(&drafts[i].out, s))
+                    .filter_map(|i| drafts[i].partition_count.map(|c| (c[s], i)))
+                    .min();
+                let Some((_, i)) = smallest else { break };
+                suppress(&mut drafts[i].out, s);
+                changed = true;
+            }
+        }
+    }
+    changed
 }
 
 /// The two options of a two-option question are one 2×2 table: they carry the very same
 /// test (computed on the first option's table), not two that differ in the last digit.
+/// A weighted test's statistic is the signed d/se, and the second option's difference is
+/// the first's negated: so is its statistic.
 fn share_tests(drafts: &mut [Draft]) {
-    let mut first: HashMap<usize, Test> = HashMap::new();
+    let mut first: HashMap<usize, (Test, Option<f64>)> = HashMap::new();
     for d in drafts.iter_mut() {
         match first.get(&d.test_key) {
-            Some(test) => d.out.test = test.clone(),
+            Some((test, difference)) => {
+                let mut test = test.clone();
+                let opposite = match (difference, d.out.gap.difference) {
+                    (Some(a), Some(b)) => a * b < 0.0,
+                    _ => false,
+                };
+                if test.method == Method::WaldZ && opposite {
+                    test.statistic = test.statistic.map(|z| -z);
+                }
+                d.out.test = test;
+            }
             None => {
-                first.insert(d.test_key, d.out.test.clone());
+                first.insert(d.test_key, (d.out.test.clone(), d.out.gap.difference));
             }
         }
     }
@@ -1016,7 +1118,11 @@ fn assign_q_values(drafts: &mut [Draft]) {
     }
 }
 
-fn sex_counts(input: &ReportInput, opts: &ReportOptions) -> SexCounts {
+/// Responses per sex category and the total. In a public report a small count of a
+/// category other than female and male is hidden (rule 2); since female and male are
+/// visible (in every indicator's n) and so is the total, a second category is hidden with
+/// a lone one, and where there is none the total is hidden instead.
+fn sex_counts(input: &ReportInput, opts: &ReportOptions) -> (SexCounts, Option<u64>) {
     let mut counts = vec![0u64; 2 + input.other_sex_values.len()];
     let mut missing = 0u64;
     for &sex in &input.sex {
@@ -1033,15 +1139,39 @@ fn sex_counts(input: &ReportInput, opts: &ReportOptions) -> SexCounts {
     let names = ["female".to_owned(), "male".to_owned()]
         .into_iter()
         .chain(input.other_sex_values.iter().cloned());
-    let hide = |c: u64| opts.public && c > 0 && c < opts.min_cell;
-    let mut out: Vec<(String, Option<u64>)> = names
-        .zip(counts)
-        .map(|(name, c)| (name, (!hide(c)).then_some(c)))
-        .collect();
+    let mut shown: Vec<(String, u64)> = names.zip(counts).collect();
     if missing > 0 {
-        out.push(("missing".to_owned(), (!hide(missing)).then_some(missing)));
+        shown.push(("missing".to_owned(), missing));
     }
-    SexCounts(out)
+    let total = input.sex.len() as u64;
+    if !opts.public {
+        return (
+            Ordered(shown.into_iter().map(|(k, c)| (k, Some(c))).collect()),
+            Some(total),
+        );
+    }
+    let small = |c: u64| c > 0 && c < opts.min_cell;
+    let mut hidden: Vec<bool> = shown
+        .iter()
+        .enumerate()
+        .map(|(i, (_, c))| i >= 2 && small(*c))
+        .collect();
+    let mut total_hidden = false;
+    if hidden.iter().filter(|&&h| h).count() == 1 {
+        let next = (2..shown.len())
+            .filter(|&i| !hidden[i])
+            .min_by_key(|&i| shown[i].1);
+        match next {
+            Some(i) => hidden[i] = true,
+            None => total_hidden = true,
+        }
+    }
+    let out = shown
+        .into_iter()
+        .zip(hidden)
+        .map(|((k, c), h)| (k, (!h).then_some(c)))
+        .collect();
+    (Ordered(out), (!total_hidden).then_some(total))
 }
 
 /// The indicators of one item, in the order they are built.
@@ -1067,7 +1197,7 @@ fn item_drafts(
         ItemData::SelectOne { options, .. } | ItemData::Likert { options, .. } => {
             let mut cells = aggregate(input, item, options.len());
             builder.proportions(q, i, options, false, &cells, groups);
-            if options.len() > 2 && !weighted {
+            if options.len() > 2 {
                 builder.distribution(q, i, options, &cells, groups);
             }
             if matches!(item.data, ItemData::Likert { .. }) {
@@ -1127,18 +1257,20 @@ pub fn build_report(input: &ReportInput, opts: &ReportOptions) -> Report {
     });
     per_item.sort_by_key(|(i, _)| *i);
     let mut drafts: Vec<Draft> = per_item.into_iter().flat_map(|(_, d)| d).collect();
-    complementary_suppression(&mut drafts);
+    // Each rule can make another one apply again; suppression only grows, so this ends.
+    while partition_suppression(&mut drafts) | complementary_suppression(&mut drafts) {}
     share_tests(&mut drafts);
     assign_q_values(&mut drafts);
     // Spec order: question (form order), then option, then cells (whole sample first).
     drafts.sort_by_key(|d| (d.key.0, kind_rank(d.key.1), d.key.2, d.cell));
+    let (sex_counts, responses) = sex_counts(input, opts);
     Report {
-        responses: input.sex.len() as u64,
+        responses,
         by: input.dimension.as_ref().map(|d| d.name.clone()),
         alpha: opts.alpha,
         min_cell: opts.min_cell,
         weighted,
-        sex_counts: sex_counts(input, opts),
+        sex_counts,
         indicators: drafts.into_iter().map(|d| d.out).collect(),
     }
 }
@@ -1340,7 +1472,7 @@ mod tests {
         sex.extend([Sex::Other(0), Sex::Missing]);
         let values = (0..22).map(|i| Some((i % 2) as u32)).collect();
         let report = build_report(&input(sex, vec![yes_no(values)]), &OPTS);
-        assert_eq!(report.responses, 22);
+        assert_eq!(report.responses, Some(22));
         let counts: Vec<(&str, Option<u64>)> = report
             .sex_counts
             .0
@@ -1357,6 +1489,145 @@ mod tests {
             ]
         );
         assert_eq!(report.indicators[0].female.n, Some(10));
+    }
+
+    fn select_one(question: &str, options: usize, values: Vec<Option<u32>>) -> Item {
+        Item {
+            question: question.into(),
+            data: ItemData::SelectOne {
+                options: (0..options).map(|i| format!("o{i}")).collect(),
+                values,
+            },
+        }
+    }
+
+    #[test]
+    fn a_suppressed_side_shows_no_missing_count() {
+        // 3 of 20 women answered: n + missing would give the hidden 3 back.
+        let values = (0..40)
+            .map(|i| (i >= 17).then_some((i % 2) as u32))
+            .collect();
+        let report = build_report(&input(sexes(20, 20), vec![yes_no(values)]), &OPTS);
+        let ind = &report.indicators[0];
+        assert!(ind.suppressed);
+        assert_eq!((ind.female.n, ind.female.missing), (None, None));
+        assert_eq!(ind.male.missing, Some(0));
+    }
+
+    #[test]
+    fn public_reports_hide_a_second_option_the_distribution_and_the_mean() {
+        // Women: 2 chose o0, 10 o1, 12 o2, 16 o3. o0 alone hidden would be 40 − 38.
+        let mut values: Vec<Option<u32>> = [(0, 2), (1, 10), (2, 12), (3, 16)]
+            .into_iter()
+            .flat_map(|(o, k)| std::iter::repeat_n(Some(o), k))
+            .collect();
+        values.extend((0..40).map(|i| Some(i % 4)));
+        let likert = Item {
+            question: "q".into(),
+            data: ItemData::Likert {
+                options: (0..4).map(|i| format!("o{i}")).collect(),
+                values,
+            },
+        };
+        let public = ReportOptions {
+            public: true,
+            ..OPTS
+        };
+        let report = build_report(&input(sexes(40, 40), vec![likert]), &public);
+        let hidden: Vec<(Kind, Option<&str>)> = report
+            .indicators
+            .iter()
+            .filter(|i| i.female.n.is_none())
+            .map(|i| (i.kind, i.option.as_deref()))
+            .collect();
+        assert_eq!(
+            hidden,
+            vec![
+                (Kind::Proportion, Some("o0")),
+                (Kind::Proportion, Some("o1")),
+                (Kind::Distribution, None),
+                (Kind::Mean, None)
+            ]
+        );
+        assert!(report.indicators.iter().all(|i| i.male.n == Some(40)));
+    }
+
+    #[test]
+    fn a_lone_small_sex_category_hides_the_total_in_public() {
+        let public = ReportOptions {
+            public: true,
+            ..OPTS
+        };
+        let mut sex = sexes(10, 10);
+        sex.push(Sex::Other(0));
+        let one_other = build_report(&input(sex.clone(), vec![]), &public);
+        assert_eq!(one_other.responses, None, "21 − 10 − 10 would be the 1");
+        assert_eq!(one_other.sex_counts.0[2], ("other".to_owned(), None));
+        sex.push(Sex::Missing);
+        let two = build_report(&input(sex, vec![]), &public);
+        assert_eq!(two.responses, Some(22), "1 + 1 hidden together");
+        assert_eq!(
+            two.sex_counts.0[2..],
+            [("other".to_owned(), None), ("missing".to_owned(), None)]
+        );
+        let planners = build_report(&input(sexes(10, 10), vec![]), &OPTS);
+        assert_eq!(planners.responses, Some(20));
+    }
+
+    #[test]
+    fn weighted_two_option_tests_carry_each_options_sign() {
+        let values: Vec<Option<u32>> = (0..60)
+            .map(|i| Some(u32::from(i % 3 == 0 || (i < 30 && i % 2 == 0))))
+            .collect();
+        let mut inp = input(sexes(30, 30), vec![yes_no(values)]);
+        inp.weights = Some((0..60).map(|i| Some(1.0 + (i % 5) as f64 / 4.0)).collect());
+        let report = build_report(&inp, &OPTS);
+        let (yes, no) = (&report.indicators[0], &report.indicators[1]);
+        let (dy, dn) = (
+            yes.gap.difference.expect("d"),
+            no.gap.difference.expect("d"),
+        );
+        assert!(dy * dn < 0.0);
+        let (zy, zn) = (
+            yes.test.statistic.expect("z"),
+            no.test.statistic.expect("z"),
+        );
+        assert_eq!((zy.signum(), zn), (dy.signum(), -zy));
+        assert_eq!(yes.test.p_value, no.test.p_value);
+    }
+
+    #[test]
+    fn weighted_reports_keep_the_distribution_without_a_test() {
+        let values = (0..60).map(|i| Some(i % 3)).collect();
+        let mut inp = input(sexes(30, 30), vec![select_one("q", 3, values)]);
+        inp.weights = Some(vec![Some(1.5); 60]);
+        let report = build_report(&inp, &OPTS);
+        let dist = report
+            .indicators
+            .iter()
+            .find(|i| i.kind == Kind::Distribution)
+            .expect("a distribution");
+        assert_eq!(dist.test.reason, Some("weighted"));
+        assert_eq!(dist.female.n, Some(30));
+    }
+
+    #[test]
+    fn counts_keep_choice_order_and_df_is_a_whole_number() {
+        let values = (0..60).map(|i| Some(i % 3)).collect();
+        let item = Item {
+            question: "q".into(),
+            data: ItemData::SelectOne {
+                options: vec!["zeta".into(), "alpha".into(), "mid".into()],
+                values,
+            },
+        };
+        let report = build_report(&input(sexes(30, 30), vec![item]), &OPTS);
+        let text = json(&report);
+        assert!(
+            text.contains(r#""counts":{"zeta":10,"alpha":10,"mid":10}"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""df":2,"#), "{text}");
     }
 
     fn any_input() -> impl Strategy<Value = ReportInput> {
@@ -1422,7 +1693,79 @@ mod tests {
         })
     }
 
+    /// What the suppression rules promise, checked on a finished report: no lone hidden
+    /// cell of an indicator while a complement was available (rule 3), and no lone hidden
+    /// option of a single-choice question beside a visible distribution or mean.
+    fn assert_nothing_recoverable(report: &Report, inp: &ReportInput) -> Result<(), TestCaseError> {
+        let hidden = |i: &Indicator, s: usize| {
+            if s == 0 {
+                i.female.n.is_none()
+            } else {
+                i.male.n.is_none()
+            }
+        };
+        let n_of = |i: &Indicator, s: usize| if s == 0 { i.female.n } else { i.male.n };
+        for s in 0..2 {
+            let mut by_key: HashMap<(String, Kind, Option<String>), Vec<&Indicator>> =
+                HashMap::new();
+            let mut by_cell: HashMap<(String, Option<String>), Vec<&Indicator>> = HashMap::new();
+            for i in &report.indicators {
+                let level = i.group.as_ref().map(|g| g.level.clone());
+                by_cell
+                    .entry((i.question.clone(), level.clone()))
+                    .or_default()
+                    .push(i);
+                if level.is_some() {
+                    by_key
+                        .entry((i.question.clone(), i.kind, i.option.clone()))
+                        .or_default()
+                        .push(i);
+                }
+            }
+            for cells in by_key.values() {
+                let lone = cells.iter().filter(|i| hidden(i, s)).count() == 1;
+                let complement = cells.iter().any(|i| !hidden(i, s) && n_of(i, s) > Some(0));
+                prop_assert!(!(lone && complement), "a lone hidden cell: {cells:?}");
+            }
+            for (key, group) in &by_cell {
+                let single_choice = inp.items.iter().any(|it| {
+                    it.question == key.0
+                        && !matches!(
+                            it.data,
+                            ItemData::SelectMultiple { .. } | ItemData::Numeric { .. }
+                        )
+                });
+                if !single_choice || !group.iter().any(|i| hidden(i, s)) {
+                    continue;
+                }
+                let options: Vec<&&Indicator> = group
+                    .iter()
+                    .filter(|i| i.kind == Kind::Proportion)
+                    .collect();
+                let hidden_options = options.iter().filter(|i| hidden(i, s)).count();
+                prop_assert!(
+                    hidden_options >= 2 || hidden_options == options.len(),
+                    "{group:?}"
+                );
+                prop_assert!(
+                    group
+                        .iter()
+                        .filter(|i| i.kind != Kind::Proportion)
+                        .all(|i| hidden(i, s)),
+                    "{group:?}"
+                );
+            }
+        }
+        Ok(())
+    }
+
     proptest! {
+        #[test]
+        fn suppression_leaves_nothing_to_recover(inp in any_input(), public in any::<bool>(), min_cell in 2u64..8) {
+            let report = build_report(&inp, &ReportOptions { alpha: 0.05, min_cell, public });
+            assert_nothing_recoverable(&report, &inp)?;
+        }
+
         #[test]
         fn any_columns_give_a_well_formed_report(inp in any_input(), public in any::<bool>(), min_cell in 1u64..6) {
             let report = build_report(&inp, &ReportOptions { alpha: 0.05, min_cell, public });

@@ -441,7 +441,8 @@ pub async fn form(
         admin: account.role == Role::Admin,
         id: form.id.clone(),
         title: form.title.get(&lang, form.default_language()).to_owned(),
-        responses: report.report.responses,
+        // Planners read non-public reports, where the total is never hidden.
+        responses: report.report.responses.unwrap_or_default(),
         sex_summary,
         min_cell: report.report.min_cell,
         alpha,

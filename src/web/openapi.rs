@@ -105,7 +105,10 @@ fn indicators_schema() -> serde_json::Value {
             },
             "estimate": number, "sd": number, "median": number, "ci": interval,
             "n_eff": number,
-            "missing": { "type": "integer", "minimum": 0 },
+            "missing": {
+                "type": ["integer", "null"], "minimum": 0,
+                "description": "Not answered or not relevant; null when the side is suppressed"
+            },
             "reasons": reasons,
         },
         "additionalProperties": false,
@@ -133,7 +136,10 @@ fn indicators_schema() -> serde_json::Value {
             "form": { "type": "string" },
             "form_version": { "type": "integer", "minimum": 1 },
             "generated_at": { "type": "string", "format": "date-time" },
-            "responses": { "type": "integer", "minimum": 0 },
+            "responses": {
+                "type": ["integer", "null"], "minimum": 0,
+                "description": "All responses; null only in a public report where it would reveal a hidden sex count"
+            },
             "by": { "type": ["string", "null"] },
             "alpha": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1 },
             "min_cell": { "type": "integer", "minimum": 0 },
