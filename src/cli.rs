@@ -43,7 +43,7 @@ pub enum Command {
         by: Option<String>,
         #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
         format: ReportFormat,
-        /// Small-cell threshold (default: GENDERLENS_MIN_CELL).
+        /// Small-cell threshold: raises GENDERLENS_MIN_CELL, never lowers it.
         #[arg(long)]
         min_cell: Option<u64>,
         #[arg(long, default_value_t = 0.05)]
@@ -211,7 +211,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (form, db) = open_form(&settings, &form)?;
             let query = crate::indicators::Query {
                 by,
-                min_cell: min_cell.unwrap_or(settings.min_cell),
+                min_cell: crate::indicators::min_cell(min_cell, settings.min_cell),
                 alpha,
                 weighted,
                 public,

@@ -24,6 +24,12 @@ pub enum IndicatorError {
     Db(#[from] DbError),
 }
 
+/// The suppression threshold of a report: a reader may raise the configured one, never
+/// lower it (the API and the CLI alike; an operator lowers it with `GENDERLENS_MIN_CELL`).
+pub fn min_cell(requested: Option<u64>, configured: u64) -> u64 {
+    requested.unwrap_or(0).max(configured)
+}
+
 /// What a report is asked for.
 #[derive(Clone, Debug)]
 pub struct Query {
@@ -347,88 +353,177 @@ pub fn compute(
     })
 }
 
-/// Flattens one JSON object into `(column, value)` pairs: nested keys joined with `_`,
-/// a two-number `ci` as `ci_low`/`ci_high`, the secondary `tests` under their method name.
-fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
-    use serde_json::Value as J;
-    let key = |k: &str| {
-        if prefix.is_empty() {
-            k.to_owned()
-        } else {
-            format!("{prefix}_{k}")
-        }
-    };
-    match value {
-        J::Object(map) => {
-            for (k, v) in map {
-                match (k.as_str(), v) {
-                    ("group", J::Object(g)) => {
-                        for (dim, level) in g {
-                            out.push((key("group"), dim.clone()));
-                            out.push((
-                                key("group_value"),
-                                level.as_str().unwrap_or_default().to_owned(),
-                            ));
-                        }
-                    }
-                    ("group", J::Null) => {
-                        out.push((key("group"), String::new()));
-                        out.push((key("group_value"), String::new()));
-                    }
-                    ("ci", J::Array(b)) if b.len() == 2 => {
-                        flatten(&key("ci_low"), &b[0], out);
-                        flatten(&key("ci_high"), &b[1], out);
-                    }
-                    ("tests", J::Array(tests)) => {
-                        for t in tests {
-                            let method = t["method"].as_str().unwrap_or("test").to_owned();
-                            flatten(&key(&method), t, out);
-                        }
-                    }
-                    _ => flatten(&key(k), v, out),
-                }
-            }
-        }
-        J::Null => out.push((prefix.to_owned(), String::new())),
-        J::String(s) => out.push((prefix.to_owned(), s.clone())),
-        other => out.push((prefix.to_owned(), other.to_string())),
+/// The CSV's columns, fixed so that every report of every form has the same header: the
+/// report's settings, then the JSON's figures flattened (`female_ci_low`, …). Per-option
+/// counts and null reasons are one cell each (`yes=12; no=30`).
+const CSV_COLUMNS: &[&str] = &[
+    "form",
+    "form_version",
+    "by",
+    "alpha",
+    "min_cell",
+    "weighted",
+    "question",
+    "kind",
+    "option",
+    "group",
+    "group_value",
+    "suppressed",
+    "reason",
+    "female_n",
+    "female_count",
+    "female_counts",
+    "female_estimate",
+    "female_sd",
+    "female_median",
+    "female_ci_low",
+    "female_ci_high",
+    "female_n_eff",
+    "female_missing",
+    "female_reasons",
+    "male_n",
+    "male_count",
+    "male_counts",
+    "male_estimate",
+    "male_sd",
+    "male_median",
+    "male_ci_low",
+    "male_ci_high",
+    "male_n_eff",
+    "male_missing",
+    "male_reasons",
+    "gap_difference",
+    "gap_ci_low",
+    "gap_ci_high",
+    "gap_ratio",
+    "gap_adjusted_ratio",
+    "gap_relative",
+    "gap_hedges_g",
+    "gap_reasons",
+    "test_method",
+    "test_statistic",
+    "test_df",
+    "test_p_value",
+    "test_q_value",
+    "test_cramers_v",
+    "test_reason",
+    "mann_whitney_statistic",
+    "mann_whitney_p_value",
+    "mann_whitney_effect",
+    "mann_whitney_reason",
+];
+
+/// A figure as JSON writes it (shortest round trip); empty for null.
+fn cell<T: Serialize>(value: Option<T>) -> String {
+    value
+        .and_then(|v| serde_json::to_value(v).ok())
+        .map_or(String::new(), |v| match v {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        })
+}
+
+fn reasons_cell(reasons: &stats::Reasons) -> String {
+    reasons
+        .iter()
+        .map(|(figure, why)| format!("{figure}={why}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn side_cells(side: &stats::Side) -> Vec<String> {
+    let ci = side.ci.flatten();
+    vec![
+        cell(side.n),
+        cell(side.count.flatten()),
+        side.counts.clone().flatten().map_or(String::new(), |c| {
+            c.0.iter()
+                .map(|(option, n)| format!("{option}={n}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        }),
+        cell(side.estimate.flatten()),
+        cell(side.sd.flatten()),
+        cell(side.median.flatten()),
+        cell(ci.map(|c| c[0])),
+        cell(ci.map(|c| c[1])),
+        cell(side.n_eff.flatten()),
+        cell(side.missing),
+        reasons_cell(&side.reasons),
+    ]
+}
+
+fn test_cells(test: Option<&stats::Test>, with_method: bool) -> Vec<String> {
+    let method = test.map(|t| cell(Some(t.method)));
+    let statistic = cell(test.and_then(|t| t.statistic));
+    let p = cell(test.and_then(|t| t.p_value));
+    let reason = cell(test.and_then(|t| t.reason));
+    if with_method {
+        vec![
+            method.unwrap_or_default(),
+            statistic,
+            // `df` through JSON, so a chi-square's is written as the integer it is.
+            test.and_then(|t| serde_json::to_value(t).ok())
+                .map_or(String::new(), |t| cell(Some(t["df"].clone()))),
+            p,
+            cell(test.and_then(|t| t.q_value.flatten())),
+            cell(test.and_then(|t| t.cramers_v.flatten())),
+            reason,
+        ]
+    } else {
+        vec![
+            statistic,
+            p,
+            cell(test.and_then(|t| t.effect.flatten())),
+            reason,
+        ]
     }
 }
 
-/// The report as CSV: one row per indicator, the JSON's columns flattened, plus the
-/// report-level fields every row shares.
+/// The report as CSV: one row per indicator, every row with the same columns.
 pub fn to_csv(report: &IndicatorsReport) -> Result<String, csv::Error> {
-    let mut rows: Vec<Vec<(String, String)>> = Vec::new();
-    let json = serde_json::to_value(report).unwrap_or_default();
-    for indicator in json["indicators"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[])
-    {
-        let mut row = vec![
-            ("form".to_owned(), report.form.clone()),
-            ("form_version".to_owned(), report.form_version.to_string()),
-        ];
-        flatten("", indicator, &mut row);
-        rows.push(row);
-    }
-    let mut header: Vec<String> = Vec::new();
-    for row in &rows {
-        for (k, _) in row {
-            if !header.contains(k) {
-                header.push(k.clone());
-            }
-        }
-    }
+    let r = &report.report;
     let mut writer = csv::Writer::from_writer(Vec::new());
-    writer.write_record(&header)?;
-    for row in rows {
-        let lookup: HashMap<String, String> = row.into_iter().collect();
-        writer.write_record(
-            header
-                .iter()
-                .map(|h| lookup.get(h).map_or("", String::as_str)),
-        )?;
+    writer.write_record(CSV_COLUMNS)?;
+    for ind in &r.indicators {
+        let gap = &ind.gap;
+        let gap_ci = gap.ci;
+        let mut row = vec![
+            report.form.clone(),
+            report.form_version.to_string(),
+            cell(r.by.as_deref()),
+            cell(Some(r.alpha)),
+            r.min_cell.to_string(),
+            r.weighted.to_string(),
+            ind.question.clone(),
+            cell(Some(ind.kind)),
+            cell(ind.option.as_deref()),
+            cell(ind.group.as_ref().map(|g| g.dimension.as_str())),
+            cell(ind.group.as_ref().map(|g| g.level.as_str())),
+            ind.suppressed.to_string(),
+            cell(ind.reason),
+        ];
+        row.extend(side_cells(&ind.female));
+        row.extend(side_cells(&ind.male));
+        row.extend([
+            cell(gap.difference),
+            cell(gap_ci.map(|c| c[0])),
+            cell(gap_ci.map(|c| c[1])),
+            cell(gap.ratio),
+            cell(gap.adjusted_ratio.flatten()),
+            cell(gap.relative.flatten()),
+            cell(gap.hedges_g.flatten()),
+            reasons_cell(&gap.reasons),
+        ]);
+        row.extend(test_cells(Some(&ind.test), true));
+        let mann_whitney = ind
+            .tests
+            .iter()
+            .find(|t| t.method == stats::Method::MannWhitney);
+        row.extend(test_cells(mann_whitney, false));
+        debug_assert_eq!(row.len(), CSV_COLUMNS.len());
+        writer.write_record(&row)?;
     }
     let bytes = writer.into_inner().map_err(|e| e.into_error())?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())

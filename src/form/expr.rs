@@ -622,6 +622,28 @@ impl Expr {
     pub fn eval(&self, ctx: &dyn Context) -> Value {
         eval(&self.root, ctx)
     }
+
+    /// The text literals an expression can result in, in order of appearance, when every
+    /// result is one (`if(${age} < 30, 'young', 'older')`); `None` when some result is
+    /// anything else.
+    pub fn text_outcomes(&self) -> Option<Vec<String>> {
+        fn walk(node: &Node, out: &mut Vec<String>) -> bool {
+            match node {
+                Node::Str { v } => {
+                    if !out.contains(v) {
+                        out.push(v.clone());
+                    }
+                    true
+                }
+                Node::Call {
+                    f: Func::If, args, ..
+                } => args[1..].iter().all(|a| walk(a, out)),
+                _ => false,
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, &mut out).then_some(out)
+    }
 }
 
 fn compare(op: Op, l: &Value, r: &Value) -> bool {

@@ -570,6 +570,15 @@ impl Checker<'_> {
                 QuestionType::Integer | QuestionType::Decimal => Some(SlotKind::Number),
                 QuestionType::Date => Some(SlotKind::Date),
                 QuestionType::Calculate if q.choices.is_some() => Some(SlotKind::Choice),
+                // Text without a choice list has no analysis (warned about above).
+                QuestionType::Calculate
+                    if q.compiled
+                        .calculation
+                        .as_ref()
+                        .is_some_and(|c| c.text_outcomes().is_some()) =>
+                {
+                    None
+                }
                 QuestionType::Calculate => Some(SlotKind::Number),
                 QuestionType::Text | QuestionType::Note | QuestionType::Group => None,
             };
@@ -799,6 +808,26 @@ impl Checker<'_> {
             self.error(
                 Some(id),
                 "a calculation cannot refer to its own question".into(),
+            );
+        }
+        if let (QuestionType::Calculate, None, Some(outcomes)) = (
+            kind,
+            &q.choices,
+            calculation.as_ref().and_then(|c| c.text_outcomes()),
+        ) {
+            self.push(
+                Severity::Warning,
+                Some(id),
+                format!(
+                    "this calculate gives text ({}) but declares no `choices`, so it is not \
+                     analysed; a choice list with these values makes it an indicator and a \
+                     possible `by` dimension",
+                    outcomes
+                        .iter()
+                        .map(|o| format!("'{o}'"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             );
         }
         let compiled = &mut questions[i].compiled;
@@ -1052,6 +1081,28 @@ choices:
 
     fn load(text: &str) -> (Option<Form>, Vec<Problem>) {
         load_str(Path::new("forms/t.yaml"), text)
+    }
+
+    #[test]
+    fn a_text_calculate_without_choices_is_warned_about_and_not_analysed() {
+        let text = MINIMAL.replace(
+            "  - { id: band, type: calculate, choices: bands,",
+            "  - { id: band2, type: calculate, calculation: \"if(${age} < 30, 'young', 'old')\" }\n  - { id: band, type: calculate, choices: bands,",
+        );
+        let (form, problems) = load(&text);
+        let form = form.expect("loads: a warning, not an error");
+        let warning = problems
+            .iter()
+            .find(|p| p.question.as_deref() == Some("band2"))
+            .expect("a warning about band2");
+        assert_eq!(warning.severity, Severity::Warning);
+        assert!(
+            warning.message.contains("'young', 'old'"),
+            "{}",
+            warning.message
+        );
+        let band2 = form.index["band2"];
+        assert!(form.slots.iter().all(|&(q, _)| q != band2));
     }
 
     #[test]

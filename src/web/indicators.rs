@@ -15,7 +15,7 @@ pub struct Params {
     by: Option<String>,
     /// Small-cell threshold (at least the configured one).
     min_cell: Option<u64>,
-    /// Significance level, 0 < alpha < 1 (default 0.05).
+    /// Significance level, 0 < alpha ≤ 0.5 (default 0.05).
     alpha: Option<f64>,
     /// Use the form's design weight.
     weighted: Option<bool>,
@@ -46,8 +46,7 @@ async fn report(
     };
     let query = Query {
         by: params.by,
-        // A reader may raise the suppression threshold, never lower it.
-        min_cell: params.min_cell.unwrap_or(0).max(state.settings.min_cell),
+        min_cell: indicators::min_cell(params.min_cell, state.settings.min_cell),
         alpha: params.alpha.unwrap_or(0.05),
         weighted: params.weighted.unwrap_or(false),
         public,

@@ -141,7 +141,7 @@ fn indicators_schema() -> serde_json::Value {
                 "description": "All responses; null only in a public report where it would reveal a hidden sex count"
             },
             "by": { "type": ["string", "null"] },
-            "alpha": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1 },
+            "alpha": { "type": "number", "exclusiveMinimum": 0, "maximum": 0.5 },
             "min_cell": { "type": "integer", "minimum": 0 },
             "weighted": { "type": "boolean" },
             "sex_counts": {

@@ -23,14 +23,30 @@ fn seed(app: &TestApp, n: u64) {
 }
 
 /// The report without the time it was generated.
-async fn report(app: &TestApp, query: &str) -> Value {
-    let response = app
-        .get(&format!("/api/v1/forms/{FORM}/indicators{query}"))
-        .await;
+async fn without_time(response: reqwest::Response) -> Value {
     assert_eq!(response.status(), 200);
     let mut body: Value = response.json().await.expect("json");
     body.as_object_mut().expect("object").remove("generated_at");
     body
+}
+
+/// The report the public reads.
+async fn report(app: &TestApp, query: &str) -> Value {
+    without_time(
+        app.get(&format!("/api/v1/forms/{FORM}/indicators{query}"))
+            .await,
+    )
+    .await
+}
+
+/// The report an admin reads.
+async fn planner_report(app: &TestApp, query: &str) -> Value {
+    let admin = app.token(genderlens::auth::Role::Admin, &[]);
+    without_time(
+        app.get_as(&format!("/api/v1/forms/{FORM}/indicators{query}"), &admin)
+            .await,
+    )
+    .await
 }
 
 async fn figures_come_from_the_stored_responses(app: TestApp) {
@@ -67,13 +83,7 @@ async fn figures_come_from_the_stored_responses(app: TestApp) {
         ),
         "a single `other` is a small count, and 31 − 20 − 10 would give it away"
     );
-    let admin = app.token(genderlens::auth::Role::Admin, &[]);
-    let planners: Value = app
-        .get_as(&format!("/api/v1/forms/{FORM}/indicators"), &admin)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let planners = planner_report(&app, "").await;
     assert_eq!(planners["responses"], 31);
     assert_eq!(
         planners["sex_counts"],
@@ -132,38 +142,76 @@ async fn figures_come_from_the_stored_responses(app: TestApp) {
     assert_eq!(need["female"]["n"], 14);
 }
 
+/// The JSON figure a CSV column flattens (`female_ci_low` → `female.ci[0]`).
+fn json_figure(ind: &Value, column: &str) -> Value {
+    let (head, rest) = column.split_once('_').unwrap_or((column, ""));
+    let (object, figure) = match head {
+        "female" | "male" | "gap" | "test" => (&ind[head], rest),
+        "mann" => (
+            ind["tests"]
+                .as_array()
+                .and_then(|t| t.iter().find(|t| t["method"] == "mann_whitney"))
+                .unwrap_or(&Value::Null),
+            rest.trim_start_matches("whitney_"),
+        ),
+        _ => (ind, column),
+    };
+    match figure {
+        "ci_low" => object["ci"][0].clone(),
+        "ci_high" => object["ci"][1].clone(),
+        f => object[f].clone(),
+    }
+}
+
 async fn csv_has_the_json_figures(app: TestApp) {
     seed(&app, 400);
-    let body = report(&app, "?by=district").await;
-    let csv = app
-        .get(&format!("/api/v1/forms/{FORM}/indicators.csv?by=district"))
-        .await;
-    assert_eq!(csv.status(), 200);
-    assert!(csv
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v.to_str().unwrap_or_default().starts_with("text/csv")));
-    let text = csv.text().await.expect("csv");
-    let mut reader = csv::Reader::from_reader(text.as_bytes());
-    let headers = reader.headers().expect("headers").clone();
-    let column = |name: &str| headers.iter().position(|h| h == name).expect(name);
-    let (question, estimate, low) = (
-        column("question"),
-        column("female_estimate"),
-        column("female_ci_low"),
-    );
-    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
-    let indicators = body["indicators"].as_array().expect("indicators");
-    assert_eq!(rows.len(), indicators.len());
-    for (row, ind) in rows.iter().zip(indicators) {
-        assert_eq!(row[question], *ind["question"].as_str().expect("question"));
-        let json_estimate = ind["female"]["estimate"].as_f64();
-        let csv_estimate = row[estimate].parse::<f64>().ok();
-        assert_eq!(csv_estimate, json_estimate, "{ind}");
-        assert_eq!(
-            row[low].parse::<f64>().ok(),
-            ind["female"]["ci"][0].as_f64()
-        );
+    for query in ["?by=district", "?by=age_group&alpha=0.1"] {
+        let body = report(&app, query).await;
+        let csv = app
+            .get(&format!("/api/v1/forms/{FORM}/indicators.csv{query}"))
+            .await;
+        assert_eq!(csv.status(), 200);
+        assert!(csv
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap_or_default().starts_with("text/csv")));
+        let text = csv.text().await.expect("csv");
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let headers = reader.headers().expect("headers").clone();
+        let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+        let indicators = body["indicators"].as_array().expect("indicators");
+        assert_eq!(rows.len(), indicators.len());
+        let mut compared = 0;
+        for (row, ind) in rows.iter().zip(indicators) {
+            for (column, cell) in headers.iter().zip(row) {
+                if column.ends_with("counts") || column.ends_with("reasons") {
+                    continue;
+                }
+                let figure = match column {
+                    "form" | "form_version" | "by" | "alpha" | "min_cell" | "weighted" => {
+                        body[column].clone()
+                    }
+                    "group" => ind["group"]
+                        .as_object()
+                        .and_then(|g| g.keys().next())
+                        .map_or(Value::Null, |k| json!(k)),
+                    "group_value" => ind["group"]
+                        .as_object()
+                        .and_then(|g| g.values().next().cloned())
+                        .unwrap_or(Value::Null),
+                    _ => json_figure(ind, column),
+                };
+                let same = match &figure {
+                    Value::Null => cell.is_empty(),
+                    Value::Number(n) => cell.parse::<f64>().ok() == n.as_f64(),
+                    Value::String(s) => cell == s,
+                    other => cell.parse::<Value>().ok().as_ref() == Some(other),
+                };
+                assert!(same, "{query} {column}: csv {cell:?}, json {figure}");
+                compared += usize::from(!cell.is_empty());
+            }
+        }
+        assert!(compared > indicators.len() * 10, "figures were compared");
     }
 }
 
@@ -209,7 +257,7 @@ async fn suppression_cannot_be_lowered_and_bad_queries_are_400(app: TestApp) {
     for query in [
         "?by=comments",
         "?alpha=2",
-        "?weighted=true",
+        "?weighted=maybe",
         "?min_cell=abc",
         "?colour=red",
     ] {
@@ -226,6 +274,82 @@ async fn suppression_cannot_be_lowered_and_bad_queries_are_400(app: TestApp) {
         401,
         "forms without public indicators need a planner"
     );
+    let admin = app.token(genderlens::auth::Role::Admin, &[]);
+    let unweighted = app
+        .get_as(
+            "/api/v1/forms/closed-survey/indicators?weighted=true",
+            &admin,
+        )
+        .await;
+    assert_eq!(unweighted.status(), 400, "that form names no weight");
+}
+
+/// The weighted report against the spec's formulas computed here from the exported
+/// responses: Σw·y/Σw, the linearised variance n/(n − 1)·Σw²(y − ŷ)²/(Σw)², Kish's n_eff.
+async fn weighted_figures_follow_the_design_weights(app: TestApp) {
+    seed(&app, 400);
+    let body = planner_report(&app, "?weighted=true&by=district").await;
+    assert_eq!(body["weighted"], true);
+    let admin = app.token(genderlens::auth::Role::Admin, &[]);
+    let export = app
+        .get_as(
+            &format!("/api/v1/forms/{FORM}/responses?format=json"),
+            &admin,
+        )
+        .await
+        .text()
+        .await
+        .expect("export");
+    let answers: Vec<Value> = export
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("line")["answers"].clone())
+        .collect();
+    let z = genderlens::stats::normal_critical(0.05);
+    let mut checked = 0;
+    for ind in body["indicators"].as_array().expect("indicators") {
+        if ind["question"] != "has_children" || ind["option"] != "yes" {
+            continue;
+        }
+        let district = ind["group"]["district"].as_str();
+        for sex in ["female", "male"] {
+            let units: Vec<(f64, f64)> = answers
+                .iter()
+                .filter(|a| a["sex"] == sex)
+                .filter(|a| district.is_none_or(|d| a["district"] == d))
+                .map(|a| {
+                    let y = f64::from(u8::from(a["has_children"] == "yes"));
+                    (y, a["design_weight"].as_f64().expect("a stored weight"))
+                })
+                .collect();
+            let n = units.len() as f64;
+            let sw: f64 = units.iter().map(|u| u.1).sum();
+            let sw2: f64 = units.iter().map(|u| u.1 * u.1).sum();
+            let p = units.iter().map(|u| u.0 * u.1).sum::<f64>() / sw;
+            let v = n / (n - 1.0)
+                * units
+                    .iter()
+                    .map(|u| u.1 * u.1 * (u.0 - p).powi(2))
+                    .sum::<f64>()
+                / (sw * sw);
+            let side = &ind[sex];
+            let close = |got: &Value, want: f64| {
+                let got = got.as_f64().expect("a figure");
+                assert!(
+                    (got - want).abs() <= 1e-9 * want.abs(),
+                    "{sex} {district:?}: {got} vs {want}"
+                );
+            };
+            assert_eq!(side["n"], units.len());
+            close(&side["estimate"], p);
+            close(&side["n_eff"], sw * sw / sw2);
+            close(&side["ci"][0], (p - z * v.sqrt()).max(0.0));
+            close(&side["ci"][1], (p + z * v.sqrt()).min(1.0));
+            checked += 1;
+        }
+        assert_eq!(ind["test"]["method"], "wald_z");
+        assert!(ind["test"]["q_value"].is_number());
+    }
+    assert_eq!(checked, 6, "whole sample and two districts, by sex");
 }
 
 on_every_backend!(
@@ -233,6 +357,7 @@ on_every_backend!(
     csv_has_the_json_figures,
     cli_prints_what_the_api_serves,
     suppression_cannot_be_lowered_and_bad_queries_are_400,
+    weighted_figures_follow_the_design_weights,
 );
 
 #[actix_web::test]
@@ -251,4 +376,12 @@ async fn postgres_and_sqlite_give_identical_reports() {
             "{query}"
         );
     }
+    // Weighted, and read by a planner (the figures the public does not see), too.
+    let query = "?weighted=true&by=district";
+    let (a, b) = (
+        planner_report(&pg, query).await,
+        planner_report(&lite, query).await,
+    );
+    assert_eq!(a["weighted"], true);
+    assert_eq!(a, b, "weighted");
 }

@@ -63,17 +63,20 @@ async fn valid_submission_is_stored_with_columns(app: TestApp) {
         "kept in choice order"
     );
     assert_eq!(answers["comments"], "<script>alert(1)</script> черга");
-    // sex, age, age_group, district, has_children, childcare_hours, needs_childcare,
-    // services_used, satisfaction, last_visit: one f64 each.
+    // sex, age, age_group, district, design_weight, has_children, childcare_hours,
+    // needs_childcare, services_used, satisfaction, last_visit: one f64 each.
     let slots: Vec<f64> = row
         .analysis
         .chunks_exact(8)
         .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
         .collect();
-    assert_eq!(slots.len(), 10);
-    assert_eq!(&slots[..8], &[0.0, 34.0, 1.0, 0.0, 0.0, 20.5, 0.0, 3.0]);
-    assert_eq!(slots[8], 3.0, "likert `a` is the 4th option");
-    assert_eq!(slots[9], 20727.0, "2026-10-01 in days since 1970");
+    assert_eq!(slots.len(), 11);
+    assert_eq!(&slots[..4], &[0.0, 34.0, 1.0, 0.0]);
+    assert_eq!(slots[4], 1.25 * 1.1, "the weight of podilskyi, 30 and over");
+    assert_eq!(row.weight, Some(1.25 * 1.1));
+    assert_eq!(&slots[5..9], &[0.0, 20.5, 0.0, 3.0]);
+    assert_eq!(slots[9], 3.0, "likert `a` is the 4th option");
+    assert_eq!(slots[10], 20727.0, "2026-10-01 in days since 1970");
     assert_eq!(app.count(FORM), 1);
 }
 
