@@ -58,29 +58,41 @@ pub fn open_database(settings: &Settings, forms: &FormRegistry) -> anyhow::Resul
     };
     let mut conn = db.get()?;
     let now = chrono::Utc::now().naive_utc();
-    for form in forms.all() {
-        let definition = form::definition_json(form);
-        responses::record_form_version(
-            &mut conn,
-            &form.id,
-            form.version,
-            &form.hash,
-            &definition,
-            now,
-        )?;
-    }
-    if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
-        if crate::db::accounts::count_users(&mut conn)? == 0 {
-            crate::auth::add_user(
-                &mut conn,
-                email,
-                crate::auth::Role::Admin,
-                Some(password),
-                &[],
+    // Instances starting at once on one PostgreSQL would each find a form version (or
+    // the first admin) missing and both insert it: one would refuse to start.
+    crate::db::with_startup_lock(&mut conn, |conn| -> anyhow::Result<()> {
+        for form in forms.all() {
+            let definition = form::definition_json(form);
+            responses::record_form_version(
+                conn,
+                &form.id,
+                form.version,
+                &form.hash,
+                &definition,
+                now,
             )?;
-            tracing::info!(%email, "created the first admin");
         }
-    }
+        match (&settings.admin_email, &settings.admin_password) {
+            (Some(email), Some(password)) => {
+                if crate::db::accounts::count_users(conn)? == 0 {
+                    crate::auth::add_user(
+                        conn,
+                        email,
+                        crate::auth::Role::Admin,
+                        Some(password),
+                        &[],
+                    )?;
+                    tracing::info!(%email, "created the first admin");
+                }
+            }
+            (Some(_), None) | (None, Some(_)) => tracing::warn!(
+                "GENDERLENS_ADMIN_EMAIL and GENDERLENS_ADMIN_PASSWORD create the first admin \
+                 only together; one of them is not set"
+            ),
+            (None, None) => {}
+        }
+        Ok(())
+    })?;
     Ok(db)
 }
 

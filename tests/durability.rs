@@ -1,5 +1,6 @@
-//! Every acknowledged (201) submission survives `kill -9` of the real server binary, and a
-//! graceful stop (SIGTERM) finishes the submissions in flight and exits cleanly.
+//! The real server binary: every acknowledged (201) submission survives `kill -9`, a
+//! graceful stop (SIGTERM) finishes the submissions in flight and exits cleanly, and its
+//! logs never carry what residents answered.
 
 use genderlens::db::{responses, Database};
 use serde_json::json;
@@ -15,6 +16,16 @@ fn free_address() -> String {
 }
 
 fn start(address: &str, database_url: &str, data_dir: &std::path::Path) -> Child {
+    start_logging(address, database_url, data_dir, "warn", Stdio::inherit())
+}
+
+fn start_logging(
+    address: &str,
+    database_url: &str,
+    data_dir: &std::path::Path,
+    log_level: &str,
+    stderr: Stdio,
+) -> Child {
     let forms = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/forms");
     Command::new(env!("CARGO_BIN_EXE_genderlens"))
         .arg("serve")
@@ -25,9 +36,9 @@ fn start(address: &str, database_url: &str, data_dir: &std::path::Path) -> Child
         .env("GENDERLENS_DATABASE_URL", database_url)
         .env("GENDERLENS_FORMS_DIR", forms)
         .env("GENDERLENS_DATA_DIR", data_dir)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", log_level)
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("start genderlens")
 }
@@ -146,6 +157,12 @@ async fn stop_and_check(database_url: String, data_dir: PathBuf, how: Stop) {
     wait_ready(&client, &address).await;
     let db = Database::connect(&database_url, Default::default(), 1).expect("database");
     let mut conn = db.get().expect("connection");
+    if how == Stop::Terminate {
+        // Graceful: every submission the server stored was answered before it exited,
+        // so nothing is stored whose 201 never reached its client.
+        let stored = responses::count(&mut conn, "test-survey").expect("count");
+        assert_eq!(stored as usize, acknowledged.len(), "stored = acknowledged");
+    }
     let missing: Vec<&String> = acknowledged
         .iter()
         .filter(|id| responses::find(&mut conn, id).expect("query").is_none())
@@ -205,4 +222,51 @@ async fn acknowledged_submissions_survive_kill_9_on_postgres() {
     admin
         .batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
         .expect("drop database");
+}
+
+/// At the default level, one line per request (route, form, status) and nothing of the
+/// answers: not in a rejected one's error, not in a stored one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_never_carry_answers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/genderlens.db", dir.path().display());
+    let log = dir.path().join("server.log");
+    let address = free_address();
+    let client = reqwest::Client::new();
+    let mut server = start_logging(
+        &address,
+        &url,
+        dir.path(),
+        "info",
+        Stdio::from(std::fs::File::create(&log).expect("log file")),
+    );
+    wait_ready(&client, &address).await;
+    let secret = "Olena Petrenko, Khreshchatyk 12, +380501234567";
+    let submit = |answers: serde_json::Value| {
+        client
+            .post(format!(
+                "http://{address}/api/v1/forms/test-survey/submissions"
+            ))
+            .json(&json!({ "answers": answers }))
+            .send()
+    };
+    let mut stored = answers(0);
+    stored["comments"] = json!(secret);
+    let mut rejected = answers(1);
+    rejected["district"] = json!(secret);
+    rejected[secret] = json!(secret);
+    let statuses = [
+        submit(stored).await.expect("submit").status(),
+        submit(rejected).await.expect("submit").status(),
+    ];
+    assert_eq!(statuses.map(|s| s.as_u16()), [201, 422]);
+    stop(&mut server, Stop::Terminate);
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        text.contains("test-survey") && text.contains("422"),
+        "the requests are logged: {text}"
+    );
+    for fragment in ["Olena", "Khreshchatyk", "380501234567"] {
+        assert!(!text.contains(fragment), "`{fragment}` in the log: {text}");
+    }
 }

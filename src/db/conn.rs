@@ -50,7 +50,7 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// Arbitrary constant key for the PostgreSQL advisory lock that keeps two instances
-/// starting at once from migrating concurrently.
+/// starting at once from migrating, or recording their forms, concurrently.
 #[cfg(feature = "postgres")]
 const MIGRATION_LOCK_KEY: i64 = 0x67656e6465726c;
 
@@ -286,20 +286,41 @@ pub fn migrations_applied(conn: &mut AnyConnection) -> Result<bool, DbError> {
     Ok(!pending)
 }
 
+/// Runs `f` while no other instance runs its own start-up steps: on PostgreSQL under a
+/// session advisory lock (several instances may start at once on one database); SQLite
+/// serves one instance, and its writes are serialized anyway.
+pub fn with_startup_lock<T, E>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    #[cfg(feature = "postgres")]
+    if let AnyConnection::Postgresql(pg) = conn {
+        pg.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
+        let result = f(conn);
+        if let AnyConnection::Postgresql(pg) = conn {
+            pg.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
+        }
+        return result;
+    }
+    f(conn)
+}
+
 /// Applies pending migrations on the concrete backend connection.
 pub fn migrate(conn: &mut AnyConnection) -> Result<(), DbError> {
     let failed = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(e.to_string());
     match conn {
         #[cfg(feature = "postgres")]
-        AnyConnection::Postgresql(pg) => {
-            pg.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
-            let result = pg
+        AnyConnection::Postgresql(_) => with_startup_lock(conn, |conn| match conn {
+            AnyConnection::Postgresql(pg) => pg
                 .run_pending_migrations(POSTGRES_MIGRATIONS)
                 .map(|_| ())
-                .map_err(failed);
-            pg.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
-            result
-        }
+                .map_err(failed),
+            #[cfg(feature = "sqlite")]
+            AnyConnection::Sqlite(_) => Ok(()),
+        }),
         #[cfg(feature = "sqlite")]
         AnyConnection::Sqlite(lite) => {
             // WAL is a property of the database file: set once, it persists.

@@ -7,7 +7,9 @@ pub mod outbox;
 pub mod responses;
 pub mod schema;
 
-pub use conn::{migrations_applied, write_transaction, AnyConnection, Backend, Database};
+pub use conn::{
+    migrations_applied, with_startup_lock, write_transaction, AnyConnection, Backend, Database,
+};
 
 use thiserror::Error;
 

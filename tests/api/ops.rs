@@ -156,7 +156,8 @@ async fn instances_starting_at_once_migrate_once() {
         eprintln!("skipped: set GENDERLENS_TEST_POSTGRES_URL to run on PostgreSQL");
         return;
     };
-    // A fresh, empty database beside the test's own, migrated by four starts at once.
+    // A fresh, empty database beside the test's own, opened by four starts at once, each
+    // migrating, recording its forms and creating the first admin as `serve` does.
     use diesel::connection::SimpleConnection;
     let name = format!("gl_race_{}", uuid::Uuid::new_v4().simple());
     app.db
@@ -168,11 +169,21 @@ async fn instances_starting_at_once_migrate_once() {
         "{}/{name}",
         app.database_url.rsplit_once('/').expect("url").0
     );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let settings = genderlens::config::Settings {
+        database_url: url.clone(),
+        forms_dir: crate::helpers::fixtures().join("forms"),
+        data_dir: dir.path().to_owned(),
+        admin_email: Some("first@example.org".into()),
+        admin_password: Some("a long enough password".into()),
+        ..Default::default()
+    };
     let starts: Vec<_> = (0..4)
         .map(|_| {
-            let url = url.clone();
+            let settings = settings.clone();
             std::thread::spawn(move || {
-                genderlens::db::Database::connect(&url, Default::default(), 1).map(|_| ())
+                let forms = genderlens::startup::load_forms(&settings)?;
+                genderlens::startup::open_database(&settings, &forms).map(|_| ())
             })
         })
         .collect();
@@ -180,7 +191,16 @@ async fn instances_starting_at_once_migrate_once() {
         start.join().expect("thread").expect("every start succeeds");
     }
     let db = genderlens::db::Database::connect(&url, Default::default(), 1).expect("db");
-    assert!(genderlens::db::migrations_applied(&mut db.get().expect("conn")).expect("check"));
+    let mut conn = db.get().expect("conn");
+    assert!(genderlens::db::migrations_applied(&mut conn).expect("check"));
+    assert_eq!(
+        genderlens::db::accounts::count_users(&mut conn).expect("users"),
+        1,
+        "one first admin"
+    );
+    let versions = genderlens::db::responses::form_definitions(&mut conn, "test-survey");
+    assert_eq!(versions.expect("definitions").len(), 1);
+    drop(conn);
     drop(db);
     app.db
         .get()
