@@ -348,6 +348,16 @@ fn check_rules(
             }
         }
         Answer::Text(s) => {
+            // Control characters are never typed text; NUL cannot even be stored in a
+            // PostgreSQL text column or an XLSX export. Tabs and line breaks are text.
+            if s.chars()
+                .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+            {
+                return err(
+                    "control_character",
+                    format!("`{}` contains a control character", question.id),
+                );
+            }
             let limit = question.max_length.map_or(DEFAULT_MAX_TEXT, |l| l as usize);
             if s.chars().count() > limit {
                 return err(

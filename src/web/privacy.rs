@@ -27,6 +27,10 @@ pub async fn delete_response(
         .get(&form)
         .ok_or_else(|| ApiError::UnknownForm(form.clone()))?;
     let actor = viewer.require_admin()?.email.clone();
+    // No stored id holds a control character, and PostgreSQL refuses NUL in a parameter.
+    if id.chars().any(char::is_control) {
+        return Err(ApiError::NotFound);
+    }
     let form_id = form.id.clone();
     let deleted = state
         .db

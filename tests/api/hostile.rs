@@ -3,6 +3,7 @@
 //! path traversal in form ids, header floods.
 
 use crate::helpers::{spawn_app, Backend, TestApp};
+use crate::on_every_backend;
 use serde_json::{json, Value};
 
 const FORM: &str = "test-survey";
@@ -24,9 +25,7 @@ async fn post(app: &TestApp, body: Vec<u8>) -> (u16, Value) {
     (status, body)
 }
 
-#[actix_web::test]
-async fn hostile_bodies_are_refused_and_nothing_is_stored() {
-    let app = spawn_app(Backend::Sqlite).await.expect("app");
+async fn hostile_bodies_are_refused_and_nothing_is_stored(app: TestApp) {
     let nested = format!("{{\"answers\":{}1{}}}", "[".repeat(5000), "]".repeat(5000));
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         ("deeply nested JSON", nested.into_bytes(), 400, "bad_request"),
@@ -69,6 +68,16 @@ async fn hostile_bodies_are_refused_and_nothing_is_stored() {
         ("an array as the body", b"[1,2,3]".to_vec(), 400, "bad_request"),
         ("an empty body", Vec::new(), 400, "bad_request"),
         ("a body over the limit", vec![b' '; 70 * 1024], 413, "payload_too_large"),
+        // PostgreSQL cannot store a NUL in text: refused as an answer, never a failed batch.
+        ("a NUL in a text answer", with("comments", json!("a\u{0}b")), 422, "validation_failed"),
+        ("a NUL in a choice", with("district", json!("podilskyi\u{0}")), 422, "validation_failed"),
+        ("a NUL in an unknown question id", with("x\u{0}", json!(1)), 422, "validation_failed"),
+        (
+            "a NUL in the submission id",
+            json!({ "answers": valid(), "submission_id": "a\u{0}b" }).to_string().into_bytes(),
+            400,
+            "bad_request",
+        ),
     ];
     for (what, body, status, code) in cases {
         let (got, answer) = post(&app, body).await;
@@ -83,9 +92,7 @@ async fn hostile_bodies_are_refused_and_nothing_is_stored() {
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
 
-#[actix_web::test]
-async fn injection_strings_are_stored_as_text_and_never_run() {
-    let app = spawn_app(Backend::Sqlite).await.expect("app");
+async fn injection_strings_are_stored_as_text_and_never_run(app: TestApp) {
     let hostile = "'); DROP TABLE responses; -- {{ 7*7 }} {% if 1 %}x{% endif %} <script>alert(1)</script> ${age}";
     let (status, receipt) = post(&app, with("comments", json!(hostile))).await;
     assert_eq!(status, 201, "{receipt}");
@@ -118,9 +125,7 @@ async fn injection_strings_are_stored_as_text_and_never_run() {
     );
 }
 
-#[actix_web::test]
-async fn path_traversal_and_odd_form_ids_are_unknown_forms() {
-    let app = spawn_app(Backend::Sqlite).await.expect("app");
+async fn path_traversal_and_odd_form_ids_are_unknown_forms(app: TestApp) {
     for form in [
         "..%2F..%2Fetc%2Fpasswd",
         "test-survey%00",
@@ -145,6 +150,49 @@ async fn path_traversal_and_odd_form_ids_are_unknown_forms() {
     );
     assert_eq!(app.count(FORM), 0);
 }
+
+/// A NUL reaches a query only as a bound parameter, which PostgreSQL refuses in text:
+/// each such request must still get its ordinary answer, not a 503.
+async fn nul_bytes_in_ids_and_sign_in_are_ordinary_misses(app: TestApp) {
+    let admin = app.token(genderlens::auth::Role::Admin, &[]);
+    let response = app
+        .client
+        .delete(format!(
+            "{}/api/v1/forms/{FORM}/responses/a%00b",
+            app.address
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), 404);
+    let sign_in = app
+        .client
+        .post(format!("{}/login", app.address))
+        .form(&[("email", "a\u{0}@example.org"), ("password", "x\u{0}y")])
+        .send()
+        .await
+        .expect("sign in");
+    let status = sign_in.status().as_u16();
+    assert!(matches!(status, 400 | 401 | 403 | 422), "sign-in: {status}");
+    let bad_token = app
+        .client
+        .get(format!("{}/api/v1/forms", app.address))
+        .bearer_auth("gl_00\u{1}")
+        .send()
+        .await;
+    if let Ok(response) = bad_token {
+        assert_eq!(response.status(), 401);
+    }
+    assert_eq!(app.get("/readyz").await.status(), 200);
+}
+
+on_every_backend!(
+    nul_bytes_in_ids_and_sign_in_are_ordinary_misses,
+    hostile_bodies_are_refused_and_nothing_is_stored,
+    injection_strings_are_stored_as_text_and_never_run,
+    path_traversal_and_odd_form_ids_are_unknown_forms,
+);
 
 #[actix_web::test]
 async fn header_floods_are_refused_before_the_handler() {
