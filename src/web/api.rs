@@ -143,7 +143,7 @@ impl From<&crate::db::responses::ResponseMeta> for Receipt {
         (status = 413, description = "The body is over the limit", body = ErrorBody),
         (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 422, description = "Invalid answers, each named", body = ErrorBody),
-        (status = 429, description = "Rate limited"),
+        (status = 429, description = "Rate limited (with Retry-After)", body = ErrorBody),
         (status = 503, description = "The database is unavailable", body = ErrorBody)))]
 pub async fn submit(
     state: web::Data<AppState>,
