@@ -288,13 +288,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             for r in &report.rejected {
                 println!("{}:{}: {}", file.display(), r.line, r.reason);
             }
-            let all_or_nothing = !skip_invalid && !report.rejected.is_empty();
+            let all_or_nothing = report.nothing_stored(skip_invalid);
             println!(
                 "{} stored, {} already present, {} rejected{}",
                 report.stored,
                 report.already_present,
                 report.rejected.len(),
-                if all_or_nothing {
+                if report.refused {
+                    " — the file is refused: fix its header"
+                } else if all_or_nothing {
                     " — nothing stored (use --skip-invalid to store the valid rows)"
                 } else {
                     ""

@@ -2,6 +2,7 @@
 //! through the same validation as the API. All or nothing by default; idempotent when a
 //! `submission_id` column is present.
 
+use crate::db::responses::ResponseRow;
 use crate::db::{AnyConnection, DbError};
 use crate::form::{Form, QuestionType};
 use crate::submit::{self, Stored};
@@ -30,6 +31,15 @@ pub struct ImportReport {
     /// Rows whose `submission_id` was already stored.
     pub already_present: u64,
     pub rejected: Vec<Rejected>,
+    /// The header is wrong: no row was read, `--skip-invalid` or not.
+    pub refused: bool,
+}
+
+impl ImportReport {
+    /// Whether rejections kept every row out.
+    pub fn nothing_stored(&self, skip_invalid: bool) -> bool {
+        self.refused || (!skip_invalid && !self.rejected.is_empty())
+    }
 }
 
 fn truthy(cell: &str) -> bool {
@@ -39,7 +49,86 @@ fn truthy(cell: &str) -> bool {
     )
 }
 
-/// Imports `csv_data` into `form`. With `skip_invalid` false, one invalid row stores nothing.
+/// Columns of an export that are not answers: written by `genderlens export`, read back
+/// without a complaint, ignored (a new id and time are given; the version is the current).
+const EXPORT_METADATA: [&str; 3] = ["id", "form_version", "received_at"];
+
+/// What a header names, or why it is refused: a misspelt column would silently drop an
+/// answer from every row.
+fn check_header(form: &Form, header: &str) -> Result<(), String> {
+    if header == "submission_id" || EXPORT_METADATA.contains(&header) {
+        return Ok(());
+    }
+    let (question, option) = match header.split_once('/') {
+        Some((q, o)) => (q, Some(o)),
+        None => (header, None),
+    };
+    let Some(q) = form.question(question) else {
+        return Err(format!(
+            "column `{header}` is not a question of form `{}`",
+            form.id
+        ));
+    };
+    match (q.kind, option) {
+        (QuestionType::SelectMultiple, Some(o))
+            if form.choices_of(q).iter().any(|c| c.value == o) =>
+        {
+            Ok(())
+        }
+        (QuestionType::SelectMultiple, Some(o)) => Err(format!(
+            "column `{header}`: `{o}` is not an option of `{question}`"
+        )),
+        (_, Some(_)) => Err(format!(
+            "column `{header}`: only select_multiple questions have a column per option"
+        )),
+        // Calculated values are exported and recomputed on import.
+        (kind, None) if kind.is_answerable() || kind == QuestionType::Calculate => Ok(()),
+        (_, None) => Err(format!("column `{header}`: `{question}` takes no answer")),
+    }
+}
+
+/// One CSV record as the text answers the validator takes, and its submission id.
+fn record_values(
+    form: &Form,
+    headers: &csv::StringRecord,
+    record: &csv::StringRecord,
+) -> (HashMap<String, Vec<String>>, Option<String>) {
+    let mut values: HashMap<String, Vec<String>> = HashMap::new();
+    let mut submission_id = None;
+    for (header, cell) in headers.iter().zip(record.iter()) {
+        if cell.trim().is_empty() {
+            continue;
+        }
+        if header == "submission_id" {
+            submission_id = Some(cell.trim().to_owned());
+        } else if let Some((question, option)) = header.split_once('/') {
+            if truthy(cell) {
+                values
+                    .entry(question.to_owned())
+                    .or_default()
+                    .push(option.to_owned());
+            }
+        } else if form
+            .question(header)
+            .is_some_and(|q| q.kind == QuestionType::SelectMultiple)
+        {
+            values
+                .entry(header.to_owned())
+                .or_default()
+                .extend(cell.split_whitespace().map(str::to_owned));
+        } else if form
+            .question(header)
+            .is_some_and(|q| q.kind.is_answerable())
+        {
+            values.insert(header.to_owned(), vec![cell.to_owned()]);
+        }
+    }
+    (values, submission_id)
+}
+
+/// Imports `csv_data` into `form`. With `skip_invalid` false, one invalid row stores
+/// nothing: the rows are validated first, then stored in one transaction, which a reused
+/// `submission_id` with other answers (found only when storing) rolls back as well.
 pub fn import_csv(
     conn: &mut AnyConnection,
     form: &Form,
@@ -49,43 +138,54 @@ pub fn import_csv(
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
         .from_reader(csv_data);
-    let headers = reader.headers()?.clone();
     let mut report = ImportReport::default();
-    let mut rows = Vec::new();
+    let headers = match reader.headers() {
+        Ok(headers) => headers.clone(),
+        Err(err) if matches!(err.kind(), csv::ErrorKind::Io(_)) => return Err(err.into()),
+        Err(_) => {
+            report.rejected.push(Rejected {
+                line: 1,
+                reason: "the header line is not valid UTF-8 CSV".into(),
+            });
+            report.refused = true;
+            return Ok(report);
+        }
+    };
+    report.rejected = headers
+        .iter()
+        .filter_map(|h| check_header(form, h).err())
+        .map(|reason| Rejected { line: 1, reason })
+        .collect();
+    if !report.rejected.is_empty() {
+        // A wrong header concerns every row: nothing is imported, --skip-invalid or not.
+        report.refused = true;
+        return Ok(report);
+    }
+    let mut rows: Vec<(u64, ResponseRow)> = Vec::new();
     let today = Utc::now().date_naive();
     for record in reader.records() {
-        let record = record?;
-        let line = record.position().map_or(0, |p| p.line());
-        let mut values: HashMap<String, Vec<String>> = HashMap::new();
-        let mut submission_id = None;
-        for (header, cell) in headers.iter().zip(record.iter()) {
-            if cell.trim().is_empty() {
+        let record = match record {
+            Ok(record) => record,
+            // A ragged row or bytes that are not UTF-8 is that line's problem; the reader
+            // goes on with the next. An I/O error ends the file.
+            Err(err) if !matches!(err.kind(), csv::ErrorKind::Io(_)) => {
+                let line = err.position().map_or(0, |p| p.line());
+                report.rejected.push(Rejected {
+                    line,
+                    reason: match err.kind() {
+                        csv::ErrorKind::UnequalLengths {
+                            expected_len, len, ..
+                        } => format!("{len} cells where the header has {expected_len}"),
+                        csv::ErrorKind::Utf8 { .. } => "the line is not valid UTF-8".into(),
+                        _ => err.to_string(),
+                    },
+                });
                 continue;
             }
-            if header == "submission_id" {
-                submission_id = Some(cell.trim().to_owned());
-            } else if let Some((question, option)) = header.split_once('/') {
-                if truthy(cell) {
-                    values
-                        .entry(question.to_owned())
-                        .or_default()
-                        .push(option.to_owned());
-                }
-            } else if form
-                .question(header)
-                .is_some_and(|q| q.kind == QuestionType::SelectMultiple)
-            {
-                values
-                    .entry(header.to_owned())
-                    .or_default()
-                    .extend(cell.split_whitespace().map(str::to_owned));
-            } else if form
-                .question(header)
-                .is_some_and(|q| q.kind.is_answerable())
-            {
-                values.insert(header.to_owned(), vec![cell.to_owned()]);
-            }
-        }
+            Err(err) => return Err(err.into()),
+        };
+        let line = record.position().map_or(0, |p| p.line());
+        let (values, submission_id) = record_values(form, &headers, &record);
         let (answers, mut errors) = submit::answers_from_text(form, &values);
         let valid = match submit::validate(form, &answers, today) {
             Ok(valid) if errors.is_empty() => Some(valid),
@@ -104,12 +204,9 @@ pub fn import_csv(
             Some(Err(_)) => Err("submission_id is not a UUID".to_owned()),
         };
         match (valid, submission) {
-            (Some(valid), Ok(submission)) => rows.push(submit::build_row(
-                form,
-                &valid,
-                &answers,
-                submission,
-                Utc::now(),
+            (Some(valid), Ok(submission)) => rows.push((
+                line,
+                submit::build_row(form, &valid, &answers, submission, Utc::now()),
             )),
             (_, Err(reason)) => report.rejected.push(Rejected { line, reason }),
             (None, _) => report.rejected.extend(errors.into_iter().map(|e| Rejected {
@@ -121,15 +218,42 @@ pub fn import_csv(
     if !report.rejected.is_empty() && !skip_invalid {
         return Ok(report);
     }
-    for chunk in rows.chunks(1_000) {
-        let refs: Vec<_> = chunk.iter().collect();
-        let lookup = |id: &str| (id == form.id).then(|| std::sync::Arc::new(form.clone()));
-        for outcome in submit::store_batch(conn, &refs, &lookup).map_err(DbError::from)? {
-            match outcome {
-                Stored::Created(_) => report.stored += 1,
-                Stored::Existing { .. } => report.already_present += 1,
+    let lookup = |id: &str| (id == form.id).then(|| std::sync::Arc::new(form.clone()));
+    let mut tally = ImportReport::default();
+    let stored = crate::db::write_transaction(conn, |conn| {
+        for chunk in rows.chunks(1_000) {
+            let refs: Vec<&ResponseRow> = chunk.iter().map(|(_, row)| row).collect();
+            for ((line, _), outcome) in chunk.iter().zip(submit::store_batch(conn, &refs, &lookup)?)
+            {
+                match outcome {
+                    Stored::Created(_) => tally.stored += 1,
+                    Stored::Existing {
+                        same_answers: true, ..
+                    } => tally.already_present += 1,
+                    Stored::Existing { .. } => tally.rejected.push(Rejected {
+                        line: *line,
+                        reason: "submission_id was stored before with other answers".into(),
+                    }),
+                }
             }
         }
+        if tally.rejected.is_empty() || skip_invalid {
+            Ok(())
+        } else {
+            Err(diesel::result::Error::RollbackTransaction)
+        }
+    });
+    match stored {
+        Ok(()) => {}
+        Err(diesel::result::Error::RollbackTransaction) => {
+            tally.stored = 0;
+            tally.already_present = 0;
+        }
+        Err(err) => return Err(DbError::from(err).into()),
     }
+    report.stored = tally.stored;
+    report.already_present = tally.already_present;
+    report.rejected.extend(tally.rejected);
+    report.rejected.sort_by_key(|r| r.line);
     Ok(report)
 }

@@ -263,3 +263,87 @@ fn paper_surveys_import_all_or_nothing_with_line_numbers() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("1 responses received before"), "{out}");
 }
+
+#[test]
+fn imports_refuse_unknown_columns_ragged_lines_and_reused_submission_ids() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+    let import = |name: &str, body: &str, extra: &[&str]| {
+        let csv = dir.path().join(name);
+        std::fs::write(&csv, body).expect("write");
+        let out = genderlens()
+            .args(["import", "test-survey"])
+            .arg(&csv)
+            .args(extra)
+            .env("GENDERLENS_DATABASE_URL", &url)
+            .env("GENDERLENS_FORMS_DIR", repo("tests/fixtures/forms"))
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let id = "6f1c7a4e-0d55-4f59-9f3c-1b2a3c4d5e6f";
+    // A misspelt column would drop that answer from every row: the file is refused.
+    let (code, out) = import(
+        "typo.csv",
+        "sex,agee,district,has_children\nfemale,40,podilskyi,no\n",
+        &["--skip-invalid"],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("typo.csv:1: column `agee` is not a question"),
+        "{out}"
+    );
+    assert!(out.contains("0 stored"), "{out}");
+    // Exported metadata and calculated columns are read back and ignored.
+    let (code, out) = import(
+        "first.csv",
+        &format!(
+            "id,submission_id,form_version,received_at,sex,age,age_group,district,has_children\n\
+                  x,{id},1,2026-01-01,female,40,older,podilskyi,no\n"
+        ),
+        &[],
+    );
+    assert_eq!((code, out.contains("1 stored")), (Some(0), true), "{out}");
+    // A ragged line is that line's problem; a reused submission id with other answers is
+    // a rejection, like the API's 409; either keeps the other rows out unless skipped.
+    let mixed = format!(
+        "submission_id,sex,age,district,has_children\n\
+         ,male,50,podilskyi,no\n\
+         ,female,30,podilskyi\n\
+         {id},female,41,podilskyi,no\n"
+    );
+    let (code, out) = import("mixed.csv", &mixed, &[]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("mixed.csv:3: 4 cells where the header has 5"),
+        "{out}"
+    );
+    assert!(out.contains("0 stored"), "{out}");
+    let (code, out) = import("mixed.csv", &mixed, &["--skip-invalid"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("mixed.csv:4: submission_id was stored before with other answers"),
+        "{out}"
+    );
+    assert!(out.contains("1 stored"), "{out}");
+    // All or nothing also when the only problem is found while storing.
+    let (code, out) = import(
+        "conflict.csv",
+        &format!("submission_id,sex,age,district,has_children\n,male,60,podilskyi,no\n{id},female,42,podilskyi,no\n"),
+        &[],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("conflict.csv:3: submission_id"), "{out}");
+    assert!(out.contains("0 stored"), "{out}");
+    let count = genderlens()
+        .args(["export", "test-survey", "--format", "csv"])
+        .env("GENDERLENS_DATABASE_URL", &url)
+        .env("GENDERLENS_FORMS_DIR", repo("tests/fixtures/forms"))
+        .output()
+        .expect("export");
+    let lines = String::from_utf8_lossy(&count.stdout).lines().count();
+    assert_eq!(lines, 3, "a header and the two stored rows");
+}

@@ -31,6 +31,13 @@ where
     #[cfg(feature = "sqlite")]
     if let AnyConnection::Sqlite(sqlite) = conn {
         use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        let depth =
+            AnsiTransactionManager::transaction_manager_status_mut(sqlite).transaction_depth()?;
+        if depth.is_some() {
+            // Inside a write transaction already (an import storing its batches in one):
+            // a savepoint, which BEGIN IMMEDIATE cannot be.
+            return conn.transaction(f);
+        }
         AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE")?;
         let result = f(conn);
         if let AnyConnection::Sqlite(sqlite) = conn {

@@ -621,7 +621,7 @@ pub async fn import(
         Ok(report) => report,
         Err(err) => return unavailable(err),
     };
-    let nothing_stored = !skip_invalid && !report.rejected.is_empty();
+    let nothing_stored = report.nothing_stored(skip_invalid);
     let summary = format!(
         "{} stored, {} already present, {} rejected.{}",
         report.stored,
