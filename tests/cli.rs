@@ -158,8 +158,15 @@ fn users_tokens_and_revocation_from_the_command_line() {
     let (_, list, _) = run(&["user", "token", "list", "planner@example.org"], None);
     assert!(list.contains(&prefix) && list.contains("live"), "{list}");
     assert!(!list.contains(&token), "tokens are never shown again");
+    let signs_in = |token: &str| {
+        let db = genderlens::db::Database::connect(&url, Default::default(), 1).expect("db");
+        let account = genderlens::auth::authenticate_token(&mut db.get().expect("conn"), token);
+        account.expect("lookup").is_some()
+    };
+    assert!(signs_in(&token), "the printed token works");
     let (ok, _, _) = run(&["user", "token", "revoke", &prefix], None);
     assert!(ok);
+    assert!(!signs_in(&token), "a revoked token no longer does");
     let (_, list, _) = run(&["user", "token", "list", "planner@example.org"], None);
     assert!(list.contains("revoked"), "{list}");
     let (ok, _, err) = run(&["user", "token", "revoke", &prefix], None);
