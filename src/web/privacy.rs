@@ -4,9 +4,9 @@
 use super::error::ErrorBody;
 use super::viewer::Viewer;
 use super::{ApiError, AppState};
-use actix_web::{web, HttpResponse};
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
 
-/// Deletes one response (data-subject request); admins only, audited.
+/// Deletes one response (data-subject request); admins only, with a bearer token, audited.
 #[utoipa::path(delete, path = "/api/v1/forms/{form}/responses/{id}", tag = "planners", security(("token" = [])),
     params(("form" = String, Path, description = "Form id"),
            ("id" = String, Path, description = "Response id or the submission id it was sent with")),
@@ -20,7 +20,13 @@ pub async fn delete_response(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     viewer: Viewer,
+    request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
+    // A signed-in browser could be made to send this by another page; a token cannot.
+    // (SameSite=Lax cookies already stop that; deleting data does not rely on it alone.)
+    if !request.headers().contains_key(header::AUTHORIZATION) {
+        return Err(ApiError::Unauthorized);
+    }
     let (form, id) = path.into_inner();
     let form = state
         .forms
