@@ -192,6 +192,22 @@ fn users_tokens_and_revocation_from_the_command_line() {
     assert!(!ok && err.contains("10 characters"), "{err}");
 }
 
+/// `genderlens import test-survey CSV EXTRA…`: its exit code and standard output.
+fn import_csv(url: &str, csv: &std::path::Path, extra: &[&str]) -> (Option<i32>, String) {
+    let out = genderlens()
+        .args(["import", "test-survey"])
+        .arg(csv)
+        .args(extra)
+        .env("GENDERLENS_DATABASE_URL", url)
+        .env("GENDERLENS_FORMS_DIR", repo("tests/fixtures/forms"))
+        .output()
+        .expect("run");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn paper_surveys_import_all_or_nothing_with_line_numbers() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -204,20 +220,7 @@ fn paper_surveys_import_all_or_nothing_with_line_numbers() {
          ,male,7,podilskyi,no,0,1\n",
     )
     .expect("write");
-    let import = |extra: &[&str]| {
-        let out = genderlens()
-            .args(["import", "test-survey"])
-            .arg(&csv)
-            .args(extra)
-            .env("GENDERLENS_DATABASE_URL", &url)
-            .env("GENDERLENS_FORMS_DIR", repo("tests/fixtures/forms"))
-            .output()
-            .expect("run");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
+    let import = |extra: &[&str]| import_csv(&url, &csv, extra);
     let (code, out) = import(&[]);
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("paper.csv:3: question `age`"), "{out}");
@@ -278,18 +281,7 @@ fn imports_refuse_unknown_columns_ragged_lines_and_reused_submission_ids() {
     let import = |name: &str, body: &str, extra: &[&str]| {
         let csv = dir.path().join(name);
         std::fs::write(&csv, body).expect("write");
-        let out = genderlens()
-            .args(["import", "test-survey"])
-            .arg(&csv)
-            .args(extra)
-            .env("GENDERLENS_DATABASE_URL", &url)
-            .env("GENDERLENS_FORMS_DIR", repo("tests/fixtures/forms"))
-            .output()
-            .expect("run");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
+        import_csv(&url, &csv, extra)
     };
     let id = "6f1c7a4e-0d55-4f59-9f3c-1b2a3c4d5e6f";
     // A misspelt column would drop that answer from every row: the file is refused.

@@ -157,6 +157,24 @@ impl TestApp {
         responses::count(&mut conn, form).expect("count")
     }
 
+    /// Every stored response of `form` as the JSON export gives it, read by an admin.
+    pub async fn exported(&self, form: &str) -> Vec<serde_json::Value> {
+        let admin = self.token(genderlens::auth::Role::Admin, &[]);
+        let export = self
+            .get_as(
+                &format!("/api/v1/forms/{form}/responses?format=json"),
+                &admin,
+            )
+            .await
+            .text()
+            .await
+            .expect("export");
+        export
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON line"))
+            .collect()
+    }
+
     pub fn stored(&self, id: &str) -> responses::ResponseRow {
         let mut conn = self.db.get().expect("connection");
         responses::find(&mut conn, id)

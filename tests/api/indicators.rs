@@ -290,19 +290,11 @@ async fn weighted_figures_follow_the_design_weights(app: TestApp) {
     seed(&app, 400);
     let body = planner_report(&app, "?weighted=true&by=district").await;
     assert_eq!(body["weighted"], true);
-    let admin = app.token(genderlens::auth::Role::Admin, &[]);
-    let export = app
-        .get_as(
-            &format!("/api/v1/forms/{FORM}/responses?format=json"),
-            &admin,
-        )
+    let answers: Vec<Value> = app
+        .exported(FORM)
         .await
-        .text()
-        .await
-        .expect("export");
-    let answers: Vec<Value> = export
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).expect("line")["answers"].clone())
+        .into_iter()
+        .map(|line| line["answers"].clone())
         .collect();
     let z = genderlens::stats::normal_critical(0.05);
     let mut checked = 0;
