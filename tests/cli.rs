@@ -37,6 +37,20 @@ fn forms_check_reports_every_problem_with_file_line_and_question() {
             "missing {expected:?} in:\n{stdout}"
         );
     }
+    let more = repo("tests/fixtures/broken-forms/more-broken.yaml");
+    let more = more.display();
+    for expected in [
+        format!("{more}:11: error: question `district`: this id is used by more than one question"),
+        format!("{more}:11: error: question `district`: choice list `districts` does not exist"),
+        format!("{more}:14: error: question `later`: `relevant` refers to unknown question ${{nowhere}}"),
+        format!("{more}:10: error: question `sex`: the female and male values must differ"),
+        format!("{more}:13: error: question `note_text`: the weight must be a numeric question or calculate"),
+    ] {
+        assert!(
+            stdout.contains(&expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
     assert!(stdout.contains("0 form(s) loaded"), "{stdout}");
 }
 
