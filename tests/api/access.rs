@@ -259,6 +259,34 @@ async fn xlsx_exports_open_with_a_dictionary_sheet() {
         .await;
     assert_eq!(r.status(), 200);
     let bytes = r.bytes().await.expect("bytes");
-    assert!(bytes.starts_with(b"PK"), "an XLSX (zip) file");
-    assert!(bytes.len() > 5_000);
+    use calamine::{Data, Reader};
+    let mut workbook: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes.to_vec())).expect("an XLSX");
+    assert_eq!(workbook.sheet_names(), ["responses", "dictionary"]);
+    let text = |row: &[Data]| row.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    let responses = workbook.worksheet_range("responses").expect("responses");
+    let rows: Vec<&[Data]> = responses.rows().collect();
+    assert_eq!(rows.len(), 51, "a header and one row per response");
+    let header = text(rows[0]);
+    assert_eq!(
+        header[..4],
+        ["id", "submission_id", "form_version", "received_at"]
+    );
+    for column in ["sex", "age", "district", "services_used/health"] {
+        assert!(header.iter().any(|h| h == column), "{column} in {header:?}");
+    }
+    assert_eq!(rows[1][2], Data::Float(1.0), "the form version as a number");
+    let dictionary = workbook.worksheet_range("dictionary").expect("dictionary");
+    let dict: Vec<Vec<String>> = dictionary.rows().map(text).collect();
+    assert_eq!(
+        dict[0],
+        ["column", "question", "type", "label_en", "label_uk", "choices"]
+    );
+    assert_eq!(
+        dict.len(),
+        header.len() + 1,
+        "a dictionary row for every column"
+    );
+    let age = dict.iter().find(|r| r[0] == "age").expect("age row");
+    assert_eq!(age[1..5], ["age", "integer", "Age", "Вік"]);
 }
