@@ -282,8 +282,8 @@ pub async fn form(
         .db
         .run_read(move |conn| {
             let report = indicators::compute(conn, &report_form, &query)?;
-            let days =
-                responses::daily_counts(conn, &form_id, &female, &male).map_err(DbError::from)?;
+            let days = responses::daily_counts(conn, &form_id, &female, &male, None)
+                .map_err(DbError::from)?;
             Ok::<_, IndicatorError>((report, days))
         })
         .await;

@@ -386,3 +386,59 @@ async fn admins_upload_paper_surveys_on_the_dashboard_in_their_language() {
     );
     assert_eq!(upload(planner, csrf_of(&page)).await.status(), 403);
 }
+
+/// The dashboard's responses-over-time: every day from the first to the last response
+/// (an even x-axis), and only the chosen cell when one is.
+async fn the_timeline_has_every_day_and_follows_the_cell(app: TestApp) {
+    let form = genderlens::form::load_dir(&crate::helpers::fixtures().join("forms"))
+        .forms
+        .into_iter()
+        .find(|f| f.id == FORM)
+        .expect("form");
+    let mut conn = app.db.get().expect("conn");
+    // Six responses over 30 days: most days have none.
+    genderlens::demo::generate(&mut conn, &form, 6, 3).expect("demo");
+    use genderlens::db::responses::daily_counts;
+    let all = daily_counts(&mut conn, FORM, "female", "male", None).expect("days");
+    let dates: Vec<chrono::NaiveDate> = all.iter().map(|d| d.0.parse().expect("a date")).collect();
+    assert!(all.len() >= 20, "{all:?}");
+    assert!(
+        dates.windows(2).all(|w| (w[1] - w[0]).num_days() == 1),
+        "no day is skipped: {all:?}"
+    );
+    assert!(all.iter().any(|d| d.1 + d.2 == 0));
+    let district = form
+        .disaggregation
+        .by
+        .iter()
+        .position(|d| d == "district")
+        .expect("district is a dimension");
+    let stored: Vec<String> = {
+        use diesel::prelude::*;
+        use genderlens::db::schema::responses;
+        responses::table
+            .filter(responses::sex.eq_any(["female", "male"]))
+            .select(responses::answers)
+            .load(&mut *conn)
+            .expect("answers")
+    };
+    let in_podil = stored
+        .iter()
+        .filter(|a| a.contains("\"district\":\"podilskyi\""))
+        .count() as u64;
+    assert!(
+        in_podil > 0 && in_podil < 6,
+        "a cell, not everyone: {in_podil}"
+    );
+    let podil = daily_counts(
+        &mut conn,
+        FORM,
+        "female",
+        "male",
+        Some((district, "podilskyi")),
+    )
+    .expect("days");
+    assert_eq!(podil.iter().map(|d| d.1 + d.2).sum::<u64>(), in_podil);
+}
+
+crate::on_every_backend!(the_timeline_has_every_day_and_follows_the_cell);
