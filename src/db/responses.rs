@@ -290,16 +290,31 @@ pub fn sex_summary(conn: &mut AnyConnection, form: &str) -> QueryResult<Vec<SexS
         .load(conn)
 }
 
-/// Responses per day (UTC) by sex: (day, female, male) for the given sex values.
+/// Responses per day (UTC) by sex: (day, female, male) for the given sex values, every
+/// day from the first response to the last (days without any as zeros, so a chart's
+/// x-axis is even). `cell` keeps only responses whose `by` dimension at that position
+/// (0–3) has that answer.
 pub fn daily_counts(
     conn: &mut AnyConnection,
     form: &str,
     female: &str,
     male: &str,
+    cell: Option<(usize, &str)>,
 ) -> QueryResult<Vec<(String, u64, u64)>> {
-    let rows = responses::table
+    let mut query = responses::table
         .filter(responses::form_id.eq(form))
         .select((responses::received_at, responses::sex))
+        .into_boxed();
+    query = match cell {
+        None => query,
+        Some((0, level)) => query.filter(responses::by_1.eq(level)),
+        Some((1, level)) => query.filter(responses::by_2.eq(level)),
+        Some((2, level)) => query.filter(responses::by_3.eq(level)),
+        Some((3, level)) => query.filter(responses::by_4.eq(level)),
+        // The forms' check allows four dimensions; anything else matches nothing.
+        Some(_) => query.filter(responses::form_id.ne(form)),
+    };
+    let rows = query
         .load_iter::<(NaiveDateTime, Option<String>), diesel::connection::DefaultLoadingMode>(
             conn,
         )?;
@@ -313,8 +328,15 @@ pub fn daily_counts(
             _ => {}
         }
     }
-    Ok(days
-        .into_iter()
-        .map(|(d, (f, m))| (d.format("%Y-%m-%d").to_string(), f, m))
+    let (Some(&first), Some(&last)) = (days.keys().next(), days.keys().next_back()) else {
+        return Ok(Vec::new());
+    };
+    Ok(first
+        .iter_days()
+        .take_while(|d| *d <= last)
+        .map(|d| {
+            let (f, m) = days.get(&d).copied().unwrap_or_default();
+            (d.format("%Y-%m-%d").to_string(), f, m)
+        })
         .collect())
 }

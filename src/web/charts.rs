@@ -18,6 +18,15 @@ pub fn escape(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
+/// The words inside the charts, in the planner's language.
+pub struct ChartWords {
+    pub women: String,
+    pub men: String,
+    pub suppressed: String,
+    /// The legend for the whiskers.
+    pub interval: String,
+}
+
 /// One row of a chart: a label and, per sex, an estimate with its interval (`None` when
 /// suppressed or not computable).
 pub struct Row {
@@ -28,7 +37,14 @@ pub struct Row {
 
 /// Horizontal bars by sex with interval whiskers; `max` is the axis end (1 for shares).
 /// `id` must be unique on the page (it ties the chart to its title).
-pub fn bars(id: &str, title: &str, rows: &[Row], max: f64, percent: bool) -> String {
+pub fn bars(
+    words: &ChartWords,
+    id: &str,
+    title: &str,
+    rows: &[Row],
+    max: f64,
+    percent: bool,
+) -> String {
     let row_height = 2.0 * BAR + 14.0;
     let height = 30.0 + rows.len() as f64 * row_height + 20.0;
     let plot = WIDTH - LABEL_WIDTH - 60.0;
@@ -52,10 +68,11 @@ pub fn bars(id: &str, title: &str, rows: &[Row], max: f64, percent: bool) -> Str
             top + BAR + 2.0,
             escape(&truncate(&row.label, 30))
         );
-        for (k, (side, colour, name)) in [(&row.female, FEMALE, "women"), (&row.male, MALE, "men")]
-            .into_iter()
-            .enumerate()
-        {
+        let sides = [
+            (&row.female, FEMALE, &words.women),
+            (&row.male, MALE, &words.men),
+        ];
+        for (k, (side, colour, name)) in sides.into_iter().enumerate() {
             let y = top + k as f64 * BAR;
             match side {
                 Some((estimate, ci)) => {
@@ -81,16 +98,18 @@ pub fn bars(id: &str, title: &str, rows: &[Row], max: f64, percent: bool) -> Str
                         y + BAR - 3.0,
                         fmt(*estimate)
                     );
-                    let _ = write!(desc, "{} {name}: {}; ", row.label, fmt(*estimate));
+                    let _ = write!(desc, "{} — {name}: {}; ", row.label, fmt(*estimate));
                 }
                 None => {
                     let _ = write!(
                         svg,
-                        r##"<text x="{}" y="{}" fill="#555" font-style="italic">{name}: suppressed</text>"##,
+                        r##"<text x="{}" y="{}" fill="#555" font-style="italic">{}: {}</text>"##,
                         LABEL_WIDTH + 2.0,
-                        y + BAR - 3.0
+                        y + BAR - 3.0,
+                        escape(name),
+                        escape(&words.suppressed)
                     );
-                    let _ = write!(desc, "{} {name}: suppressed; ", row.label);
+                    let _ = write!(desc, "{} — {name}: {}; ", row.label, words.suppressed);
                 }
             }
         }
@@ -98,13 +117,16 @@ pub fn bars(id: &str, title: &str, rows: &[Row], max: f64, percent: bool) -> Str
     let legend_y = height - 8.0;
     let _ = write!(
         svg,
-        r##"<rect x="{LABEL_WIDTH}" y="{}" width="10" height="10" fill="{FEMALE}"/><text x="{}" y="{legend_y}">Women</text><rect x="{}" y="{}" width="10" height="10" fill="{MALE}"/><text x="{}" y="{legend_y}">Men</text><text x="{}" y="{legend_y}" fill="#555">lines: 95% interval</text>"##,
+        r##"<rect x="{LABEL_WIDTH}" y="{}" width="10" height="10" fill="{FEMALE}"/><text x="{}" y="{legend_y}">{}</text><rect x="{}" y="{}" width="10" height="10" fill="{MALE}"/><text x="{}" y="{legend_y}">{}</text><text x="{}" y="{legend_y}" fill="#555">{}</text>"##,
         legend_y - 9.0,
         LABEL_WIDTH + 14.0,
-        LABEL_WIDTH + 70.0,
+        escape(&words.women),
+        LABEL_WIDTH + 100.0,
         legend_y - 9.0,
-        LABEL_WIDTH + 84.0,
-        LABEL_WIDTH + 130.0
+        LABEL_WIDTH + 114.0,
+        escape(&words.men),
+        LABEL_WIDTH + 200.0,
+        escape(&words.interval)
     );
     format!(
         r#"<svg class="chart" role="img" viewBox="0 0 {WIDTH} {height}" xmlns="http://www.w3.org/2000/svg" aria-labelledby="{id}" font-family="sans-serif" font-size="12"><title id="{id}">{}</title><desc>{}</desc>{svg}</svg>"#,
@@ -113,8 +135,8 @@ pub fn bars(id: &str, title: &str, rows: &[Row], max: f64, percent: bool) -> Str
     )
 }
 
-/// Responses per day by sex as two lines.
-pub fn timeline(title: &str, days: &[(String, u64, u64)]) -> String {
+/// Responses per day by sex as two lines; `desc` is the text alternative.
+pub fn timeline(title: &str, desc: &str, days: &[(String, u64, u64)]) -> String {
     let height = 160.0;
     let plot_w = WIDTH - 70.0;
     let plot_h = height - 50.0;
@@ -145,18 +167,12 @@ pub fn timeline(title: &str, days: &[(String, u64, u64)]) -> String {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let total_f: u64 = days.iter().map(|d| d.1).sum();
-    let total_m: u64 = days.iter().map(|d| d.2).sum();
     let first = days.first().map_or("", |d| d.0.as_str());
     let last = days.last().map_or("", |d| d.0.as_str());
     format!(
-        r##"<svg class="chart" role="img" viewBox="0 0 {WIDTH} {height}" xmlns="http://www.w3.org/2000/svg" aria-labelledby="tl" font-family="sans-serif" font-size="12"><title id="tl">{}</title><desc>{} to {}: {} women and {} men responded; most in a day: {}.</desc><polyline fill="none" stroke="{FEMALE}" stroke-width="2" points="{}"/><polyline fill="none" stroke="{MALE}" stroke-width="2" stroke-dasharray="5 3" points="{}"/><text x="50" y="{}">{}</text><text x="{}" y="{}" text-anchor="end">{}</text><text x="45" y="24" text-anchor="end">{}</text><text x="45" y="{}" text-anchor="end">0</text></svg>"##,
+        r##"<svg class="chart" role="img" viewBox="0 0 {WIDTH} {height}" xmlns="http://www.w3.org/2000/svg" aria-labelledby="tl" font-family="sans-serif" font-size="12"><title id="tl">{}</title><desc>{}</desc><polyline fill="none" stroke="{FEMALE}" stroke-width="2" points="{}"/><polyline fill="none" stroke="{MALE}" stroke-width="2" stroke-dasharray="5 3" points="{}"/><text x="50" y="{}">{}</text><text x="{}" y="{}" text-anchor="end">{}</text><text x="45" y="24" text-anchor="end">{}</text><text x="45" y="{}" text-anchor="end">0</text></svg>"##,
         escape(title),
-        escape(first),
-        escape(last),
-        total_f,
-        total_m,
-        max,
+        escape(desc),
         line(|d| d.1),
         line(|d| d.2),
         height - 8.0,
@@ -188,11 +204,18 @@ mod tests {
             female: Some((0.4, Some([0.3, 0.5]))),
             male: None,
         }];
-        let svg = bars("t", "A & B", &rows, 1.0, true);
+        let words = ChartWords {
+            women: "Жінки".into(),
+            men: "Чоловіки".into(),
+            suppressed: "приховано".into(),
+            interval: "лінії: 95% інтервал".into(),
+        };
+        let svg = bars(&words, "t", "A & B", &rows, 1.0, true);
         assert!(!svg.contains("<script>"));
         assert!(svg.contains("&lt;script&gt;"));
         assert!(svg.contains("<title id=\"t\">A &amp; B</title>"));
-        assert!(svg.contains("men: suppressed"));
+        assert!(svg.contains("Чоловіки: приховано"), "{svg}");
+        assert!(svg.contains(">Жінки</text>") && svg.contains("лінії: 95% інтервал"));
         assert!(svg.contains("40%"));
     }
 }

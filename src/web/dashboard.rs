@@ -3,19 +3,22 @@
 //! responses over time, filters by `by` dimension and cell, downloads; the audit log for
 //! admins. Signing in is by web session (`/login`).
 
-use super::charts::{self, Row};
-use super::pages::{html, Chrome};
+use super::charts::{self, ChartWords, Row};
+use super::i18n::{Arg, Words};
+use super::pages::{html, Chrome, LangQuery};
+use super::planner::PageContext;
 use super::session::csrf_token;
 use super::viewer::Viewer;
-use super::AppState;
-use crate::auth::{Account, Role};
+use super::{ApiError, AppState};
+use crate::auth::Role;
 use crate::db::{accounts, responses, DbError};
+use crate::form::Form;
+use crate::import::ImportError;
 use crate::indicators::{self, IndicatorError, Query};
 use crate::stats::{Indicator, Kind};
 use actix_multipart::Multipart;
-use actix_session::Session;
-use actix_web::http::{header, StatusCode};
-use actix_web::{web, HttpResponse};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -32,8 +35,9 @@ pub struct FormRow {
 
 #[derive(Template)]
 #[template(path = "dashboard_list.html")]
-struct ListPage {
-    chrome: Chrome,
+struct ListPage<'a> {
+    chrome: &'a Chrome,
+    t: &'a Words,
     csrf: String,
     email: String,
     admin: bool,
@@ -55,26 +59,31 @@ pub struct ChartView {
     svg: String,
 }
 
+/// One option of a filter: the value sent, the label shown.
+pub struct FilterOption {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
 #[derive(Template)]
 #[template(path = "dashboard_form.html")]
-struct FormPage {
-    chrome: Chrome,
+struct FormPage<'a> {
+    chrome: &'a Chrome,
+    t: &'a Words,
     csrf: String,
     email: String,
     admin: bool,
     id: String,
     title: String,
-    responses: u64,
-    sex_summary: String,
-    min_cell: u64,
-    alpha: f64,
-    dimensions: Vec<String>,
-    by: Option<String>,
+    summary: String,
+    dimensions: Vec<FilterOption>,
     by_query: String,
-    cells: Vec<String>,
-    cell: Option<String>,
+    cells: Vec<FilterOption>,
+    cell_label: Option<String>,
+    gaps_caption: String,
     gaps: Vec<GapRow>,
-    suppressed: usize,
+    suppressed_note: Option<String>,
     timeline: String,
     charts: Vec<ChartView>,
 }
@@ -98,46 +107,32 @@ pub struct FailedView {
 
 #[derive(Template)]
 #[template(path = "audit.html")]
-struct AuditPage {
-    chrome: Chrome,
+struct AuditPage<'a> {
+    chrome: &'a Chrome,
+    t: &'a Words,
     csrf: String,
     email: String,
     rows: Vec<AuditView>,
     failed: Vec<FailedView>,
 }
 
-fn to_login() -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/login"))
-        .finish()
-}
-
-fn signed_in(viewer: &Viewer) -> Option<&Account> {
-    match viewer {
-        Viewer::User(account) => Some(account),
-        Viewer::Anonymous => None,
-    }
-}
-
-fn chrome(state: &AppState) -> Chrome {
-    Chrome::new(&state.catalog, "en", &[], "/dashboard")
-}
-
-fn unavailable(err: impl std::fmt::Display) -> HttpResponse {
-    tracing::error!(error = %err, "a dashboard page failed on storage");
-    HttpResponse::ServiceUnavailable().body("The database is unavailable; try again shortly.")
-}
-
 /// The forms a planner may read, with response counts by sex.
-#[utoipa::path(get, path = "/dashboard", tag = "planners",
+#[utoipa::path(get, path = "/dashboard", tag = "planners", params(LangQuery),
     responses(
         (status = 200, description = "The list", content_type = "text/html", body = String),
-        (status = 303, description = "Not signed in: to /login"),
+        (status = 401, description = "Not signed in: the sign-in form", content_type = "text/html", body = String),
         (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
-pub async fn list(state: web::Data<AppState>, viewer: Viewer, session: Session) -> HttpResponse {
-    let Some(account) = signed_in(&viewer) else {
-        return to_login();
-    };
+pub async fn list(ctx: PageContext, viewer: Result<Viewer, ApiError>) -> HttpResponse {
+    ctx.answer(list_page(&ctx, viewer).await)
+}
+
+async fn list_page(
+    ctx: &PageContext,
+    viewer: Result<Viewer, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let viewer = viewer?;
+    let account = viewer.account()?;
+    let state = &ctx.state;
     let forms: Vec<_> = state
         .forms
         .all()
@@ -152,11 +147,7 @@ pub async fn list(state: web::Data<AppState>, viewer: Viewer, session: Session) 
                 .map(|id| responses::sex_summary(conn, id).map_err(DbError::from))
                 .collect::<Result<Vec<_>, DbError>>()
         })
-        .await;
-    let summaries = match summaries {
-        Ok(s) => s,
-        Err(err) => return unavailable(err),
-    };
+        .await?;
     let rows = forms
         .iter()
         .zip(summaries)
@@ -175,7 +166,7 @@ pub async fn list(state: web::Data<AppState>, viewer: Viewer, session: Session) 
             );
             FormRow {
                 id: f.id.clone(),
-                title: f.title.get("en", f.default_language()).to_owned(),
+                title: f.title.get(&ctx.lang, f.default_language()).to_owned(),
                 female,
                 male,
                 other: total - female - male,
@@ -189,13 +180,14 @@ pub async fn list(state: web::Data<AppState>, viewer: Viewer, session: Session) 
         })
         .collect();
     let page = ListPage {
-        chrome: chrome(&state),
-        csrf: csrf_token(&session),
+        chrome: &ctx.chrome,
+        t: &ctx.t,
+        csrf: csrf_token(&ctx.session),
         email: account.email.clone(),
         admin: account.role == Role::Admin,
         forms: rows,
     };
-    html(StatusCode::OK, page.render())
+    Ok(html(StatusCode::OK, page.render()))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -205,21 +197,23 @@ pub struct Filter {
     by: Option<String>,
     /// One level of that dimension.
     cell: Option<String>,
-    /// Language of the labels.
-    lang: Option<String>,
 }
 
-fn estimate(side: &crate::stats::Side, percent: bool) -> String {
+fn estimate(t: &Words, side: &crate::stats::Side, percent: bool) -> String {
     match side.estimate.flatten() {
         Some(e) if percent => format!("{:.1}%", e * 100.0),
         Some(e) => format!("{e:.2}"),
-        None => "suppressed".to_owned(),
+        None => t.get("suppressed"),
     }
 }
 
-fn gap_text(ind: &Indicator, percent: bool) -> String {
+fn gap_text(t: &Words, ind: &Indicator, percent: bool) -> String {
     let scale = if percent { 100.0 } else { 1.0 };
-    let unit = if percent { " pp" } else { "" };
+    let unit = if percent {
+        format!(" {}", t.get("unit-pp"))
+    } else {
+        String::new()
+    };
     match (ind.gap.difference, ind.gap.ci) {
         (Some(d), Some([lo, hi])) => format!(
             "{:+.1}{unit} [{:+.1}, {:+.1}]",
@@ -236,35 +230,73 @@ fn side_point(side: &crate::stats::Side) -> Option<(f64, Option<[f64; 2]>)> {
     side.estimate.flatten().map(|e| (e, side.ci.flatten()))
 }
 
+/// A question's label in `lang`, else its id.
+fn question_label(form: &Form, id: &str, lang: &str) -> String {
+    form.question(id)
+        .map_or_else(|| id.to_owned(), |q| super::pages::label_of(form, q, lang))
+}
+
+/// The label of answer `value` to `question` in `lang`, else the value itself.
+fn choice_label(form: &Form, question: &str, value: &str, lang: &str) -> String {
+    form.question(question)
+        .and_then(|q| form.choices_of(q).iter().find(|c| c.value == value))
+        .map_or_else(
+            || value.to_owned(),
+            |c| c.label.get(lang, form.default_language()).to_owned(),
+        )
+}
+
 /// Charts and the gap table of one form.
 #[utoipa::path(get, path = "/dashboard/{form}", tag = "planners",
-    params(("form" = String, Path, description = "Form id"), Filter),
+    params(("form" = String, Path, description = "Form id"), Filter, LangQuery),
     responses(
         (status = 200, description = "The dashboard", content_type = "text/html", body = String),
-        (status = 303, description = "Not signed in: to /login"),
+        (status = 401, description = "Not signed in: the sign-in form", content_type = "text/html", body = String),
         (status = 403, description = "No grant for this form", content_type = "text/html", body = String),
         (status = 404, description = "Unknown form", content_type = "text/html", body = String),
         (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
 pub async fn form(
     state: web::Data<AppState>,
-    viewer: Viewer,
-    session: Session,
+    req: HttpRequest,
+    viewer: Result<Viewer, ApiError>,
     path: web::Path<String>,
     filter: web::Query<Filter>,
 ) -> HttpResponse {
-    let Some(account) = signed_in(&viewer) else {
-        return to_login();
-    };
-    let Some(form) = state.forms.get(&path) else {
-        return HttpResponse::NotFound().body("No such survey.");
-    };
-    if !account.can_read(&form.id) {
-        return HttpResponse::Forbidden().body("Your account has no access to this survey.");
-    }
+    let form = state.forms.get(&path);
+    let ctx = PageContext::for_form(state, &req, form.as_deref(), req.path());
+    ctx.answer(form_page(&ctx, viewer, form, &path, &filter).await)
+}
+
+async fn form_page(
+    ctx: &PageContext,
+    viewer: Result<Viewer, ApiError>,
+    form: Option<std::sync::Arc<Form>>,
+    id: &str,
+    filter: &Filter,
+) -> Result<HttpResponse, ApiError> {
+    let viewer = viewer?;
+    viewer.account()?;
+    let form = form.ok_or_else(|| ApiError::UnknownForm(id.to_owned()))?;
+    let account = viewer.require(&form.id)?;
+    let (state, t, lang) = (&ctx.state, &ctx.t, ctx.lang.as_str());
     let by = filter
         .by
         .clone()
         .filter(|b| form.disaggregation.by.contains(b));
+    let levels = by
+        .as_ref()
+        .and_then(|b| form.question(b))
+        .map(|q| form.choices_of(q))
+        .unwrap_or_default();
+    let cell = filter
+        .cell
+        .clone()
+        .filter(|c| levels.iter().any(|l| &l.value == c));
+    // The stored row keeps each `by` answer in the column of its position.
+    let timeline_cell = by
+        .as_ref()
+        .and_then(|b| form.disaggregation.by.iter().position(|d| d == b))
+        .zip(cell.clone());
     let query = Query {
         by: by.clone(),
         min_cell: state.settings.min_cell,
@@ -278,54 +310,27 @@ pub async fn form(
         form.disaggregation.sex.male.clone(),
     );
     let form_id = form.id.clone();
-    let result = state
+    let (report, days) = state
         .db
         .run_read(move |conn| {
             let report = indicators::compute(conn, &report_form, &query)?;
-            let days =
-                responses::daily_counts(conn, &form_id, &female, &male).map_err(DbError::from)?;
+            let cell = timeline_cell.as_ref().map(|(i, c)| (*i, c.as_str()));
+            let days = responses::daily_counts(conn, &form_id, &female, &male, cell)
+                .map_err(DbError::from)?;
             Ok::<_, IndicatorError>((report, days))
         })
-        .await;
-    let (report, days) = match result {
-        Ok(r) => r,
-        Err(err) => return unavailable(err),
-    };
-    let cells: Vec<String> = by
-        .as_ref()
-        .and_then(|b| form.question(b))
-        .map(|q| form.choices_of(q).iter().map(|c| c.value.clone()).collect())
-        .unwrap_or_default();
-    let cell = filter.cell.clone().filter(|c| cells.contains(c));
+        .await?;
     let in_view = |ind: &&Indicator| match (&cell, &ind.group) {
         (None, None) => true,
         (Some(c), Some(g)) => &g.level == c,
         _ => false,
     };
-    // Question and answer labels in the planner's chosen language (`?lang=`).
-    let languages: Vec<&str> = form.languages.iter().map(String::as_str).collect();
-    let lang = super::i18n::negotiate(
-        filter.lang.as_deref(),
-        None,
-        &languages,
-        form.default_language(),
-    );
-    let label = |id: &str| {
-        form.question(id)
-            .and_then(|q| q.label.as_ref())
-            .map_or(id.to_owned(), |l| {
-                l.get(&lang, form.default_language()).to_owned()
-            })
-    };
+    // Question and answer labels in the planner's language.
+    let label = |id: &str| question_label(&form, id, lang);
     let option_label = |question: &str, option: &Option<String>| {
-        let Some(o) = option else {
-            return String::new();
-        };
-        form.question(question)
-            .and_then(|q| form.choices_of(q).iter().find(|c| &c.value == o))
-            .map_or(o.clone(), |c| {
-                c.label.get(&lang, form.default_language()).to_owned()
-            })
+        option
+            .as_deref()
+            .map_or_else(String::new, |o| choice_label(&form, question, o, lang))
     };
     let view: Vec<&Indicator> = report.report.indicators.iter().filter(in_view).collect();
 
@@ -349,6 +354,7 @@ pub async fn form(
         let sig = |i: &Indicator| i.test.q_value.flatten().is_some_and(|q| q < alpha);
         sig(b).cmp(&sig(a)).then(size(b).total_cmp(&size(a)))
     });
+    let mean = t.get("mean");
     let gaps = ranked
         .iter()
         .take(20)
@@ -358,19 +364,25 @@ pub async fn form(
             GapRow {
                 question: label(&i.question),
                 option: if i.kind == Kind::Mean {
-                    "mean".to_owned()
+                    mean.clone()
                 } else {
                     option_label(&i.question, &i.option)
                 },
-                female: estimate(&i.female, percent),
-                male: estimate(&i.male, percent),
-                gap: gap_text(i, percent),
+                female: estimate(t, &i.female, percent),
+                male: estimate(t, &i.male, percent),
+                gap: gap_text(t, i, percent),
                 q: format!("{q:.2e}"),
                 significant: q < alpha,
             }
         })
         .collect();
 
+    let words = ChartWords {
+        women: t.get("col-women"),
+        men: t.get("col-men"),
+        suppressed: t.get("suppressed"),
+        interval: t.get("chart-interval"),
+    };
     let mut charts = Vec::new();
     let mut questions: Vec<&str> = Vec::new();
     for i in &view {
@@ -379,6 +391,7 @@ pub async fn form(
         }
     }
     for (n, question) in questions.iter().enumerate() {
+        let name = label(question);
         let shares: Vec<Row> = view
             .iter()
             .filter(|i| i.question == *question && i.kind == Kind::Proportion)
@@ -389,108 +402,174 @@ pub async fn form(
             })
             .collect();
         if !shares.is_empty() {
-            let caption = format!("{}: share answering each option", label(question));
-            let svg = charts::bars(&format!("c{n}p"), &caption, &shares, 1.0, true);
+            let caption = t.with("chart-shares", &[("question", Arg::Text(&name))]);
+            let svg = charts::bars(&words, &format!("c{n}p"), &caption, &shares, 1.0, true);
             charts.push(ChartView { caption, svg });
         }
-        if let Some(mean) = view
+        if let Some(m) = view
             .iter()
             .find(|i| i.question == *question && i.kind == Kind::Mean)
         {
             let rows = [Row {
-                label: "mean".to_owned(),
-                female: side_point(&mean.female),
-                male: side_point(&mean.male),
+                label: mean.clone(),
+                female: side_point(&m.female),
+                male: side_point(&m.male),
             }];
-            let top = [mean.female.ci.flatten(), mean.male.ci.flatten()]
+            let top = [m.female.ci.flatten(), m.male.ci.flatten()]
                 .iter()
                 .flatten()
                 .map(|c| c[1])
                 .fold(0.0f64, f64::max)
-                .max(mean.female.estimate.flatten().unwrap_or(0.0))
-                .max(mean.male.estimate.flatten().unwrap_or(0.0));
-            let caption = format!("{}: mean by sex", label(question));
-            let svg = charts::bars(&format!("c{n}m"), &caption, &rows, top * 1.1, false);
+                .max(m.female.estimate.flatten().unwrap_or(0.0))
+                .max(m.male.estimate.flatten().unwrap_or(0.0));
+            let caption = t.with("chart-mean", &[("question", Arg::Text(&name))]);
+            let svg = charts::bars(&words, &format!("c{n}m"), &caption, &rows, top * 1.1, false);
             charts.push(ChartView { caption, svg });
         }
     }
-    let sex_summary = report
+    let sex = &form.disaggregation.sex.question;
+    let by_sex = report
         .report
         .sex_counts
         .0
         .iter()
-        .map(|(k, v)| {
-            format!(
-                "{k} {}",
-                v.map_or("suppressed".to_owned(), |c| c.to_string())
-            )
+        .map(|(value, n)| {
+            let n = n.map_or_else(|| t.get("suppressed"), |c| c.to_string());
+            format!("{} {n}", choice_label(&form, sex, value, lang))
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let path = format!("/dashboard/{}", form.id);
-    let mut chrome = Chrome::new(&state.catalog, &lang, &languages, &path);
-    if let Some(b) = &by {
-        for link in &mut chrome.switcher {
-            link.href.push_str(&format!("&by={b}"));
-        }
-    }
+    let min_cell = Arg::Number(report.report.min_cell as f64);
+    // Planners read non-public reports, where the total is never hidden.
+    let responses = report.report.responses.unwrap_or_default();
+    let summary = if responses == 0 {
+        t.get("dash-summary-empty")
+    } else {
+        t.with(
+            "dash-summary",
+            &[
+                ("count", Arg::Number(responses as f64)),
+                ("by_sex", Arg::Text(&by_sex)),
+                ("min", min_cell),
+            ],
+        )
+    };
+    let suppressed = view.iter().filter(|i| i.suppressed).count();
+    let timeline = {
+        let (first, last) = (days.first(), days.last());
+        let desc = match (first, last) {
+            (Some(first), Some(last)) => t.with(
+                "chart-timeline-desc",
+                &[
+                    ("first", Arg::Text(&first.0)),
+                    ("last", Arg::Text(&last.0)),
+                    (
+                        "female",
+                        Arg::Number(days.iter().map(|d| d.1).sum::<u64>() as f64),
+                    ),
+                    (
+                        "male",
+                        Arg::Number(days.iter().map(|d| d.2).sum::<u64>() as f64),
+                    ),
+                    (
+                        "max",
+                        Arg::Number(days.iter().map(|d| d.1.max(d.2)).max().unwrap_or(0) as f64),
+                    ),
+                ],
+            ),
+            _ => t.get("chart-timeline-empty"),
+        };
+        charts::timeline(&t.get("chart-timeline"), &desc, &days)
+    };
     let page = FormPage {
-        chrome,
-        csrf: csrf_token(&session),
+        chrome: &ctx.chrome,
+        t,
+        csrf: csrf_token(&ctx.session),
         email: account.email.clone(),
         admin: account.role == Role::Admin,
         id: form.id.clone(),
-        title: form.title.get(&lang, form.default_language()).to_owned(),
-        // Planners read non-public reports, where the total is never hidden.
-        responses: report.report.responses.unwrap_or_default(),
-        sex_summary,
-        min_cell: report.report.min_cell,
-        alpha,
-        dimensions: form.disaggregation.by.clone(),
+        title: form.title.get(lang, form.default_language()).to_owned(),
+        summary,
+        dimensions: form
+            .disaggregation
+            .by
+            .iter()
+            .map(|d| FilterOption {
+                value: d.clone(),
+                label: label(d),
+                selected: by.as_deref() == Some(d.as_str()),
+            })
+            .collect(),
         by_query: by.as_ref().map_or(String::new(), |b| format!("?by={b}")),
-        by,
-        cells,
-        cell,
-        suppressed: view.iter().filter(|i| i.suppressed).count(),
+        cells: levels
+            .iter()
+            .map(|l| FilterOption {
+                value: l.value.clone(),
+                label: l.label.get(lang, form.default_language()).to_owned(),
+                selected: cell.as_deref() == Some(l.value.as_str()),
+            })
+            .collect(),
+        cell_label: by
+            .as_ref()
+            .zip(cell.as_ref())
+            .map(|(b, c)| choice_label(&form, b, c, lang)),
+        gaps_caption: t.with("dash-gaps-caption", &[("alpha", Arg::Number(alpha))]),
         gaps,
-        timeline: charts::timeline("Responses per day: women (solid) and men (dashed)", &days),
+        suppressed_note: (suppressed > 0).then(|| {
+            t.with(
+                "dash-suppressed-note",
+                &[("count", Arg::Number(suppressed as f64)), ("min", min_cell)],
+            )
+        }),
+        timeline,
         charts,
     };
-    html(StatusCode::OK, page.render())
+    Ok(html(StatusCode::OK, page.render()))
+}
+
+/// An audit action in the planner's language (unknown ones as recorded).
+fn action_label(t: &Words, action: &str) -> String {
+    match action {
+        "export" => t.get("audit-action-export"),
+        "import" => t.get("audit-action-import"),
+        "purge" => t.get("audit-action-purge"),
+        "delete response" => t.get("audit-action-delete"),
+        other => other.to_owned(),
+    }
 }
 
 /// Exports, imports and deletions, and notifications that failed; admins only.
-#[utoipa::path(get, path = "/admin/audit", tag = "planners",
+#[utoipa::path(get, path = "/admin/audit", tag = "planners", params(LangQuery),
     responses(
         (status = 200, description = "The audit log", content_type = "text/html", body = String),
-        (status = 303, description = "Not signed in: to /login"),
+        (status = 401, description = "Not signed in: the sign-in form", content_type = "text/html", body = String),
         (status = 403, description = "Not an admin", content_type = "text/html", body = String),
         (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
-pub async fn audit(state: web::Data<AppState>, viewer: Viewer, session: Session) -> HttpResponse {
-    let Some(account) = signed_in(&viewer) else {
-        return to_login();
-    };
-    if account.role != Role::Admin {
-        return HttpResponse::Forbidden().body("Only admins see the audit log.");
-    }
-    let rows = match state
+pub async fn audit(ctx: PageContext, viewer: Result<Viewer, ApiError>) -> HttpResponse {
+    ctx.answer(audit_page(&ctx, viewer).await)
+}
+
+async fn audit_page(
+    ctx: &PageContext,
+    viewer: Result<Viewer, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    let viewer = viewer?;
+    let account = viewer.require_admin()?;
+    let (audit, failed) = ctx
+        .state
         .db
         .run(|conn| {
             let audit = accounts::recent_audit(conn, 500)?;
             let failed = crate::db::outbox::with_status(conn, "failed")?;
             Ok::<_, DbError>((audit, failed))
         })
-        .await
-    {
-        Ok(rows) => rows,
-        Err(err) => return unavailable(err),
-    };
+        .await?;
     let page = AuditPage {
-        chrome: chrome(&state),
-        csrf: csrf_token(&session),
+        chrome: &ctx.chrome,
+        t: &ctx.t,
+        csrf: csrf_token(&ctx.session),
         email: account.email.clone(),
-        failed: rows
-            .1
+        failed: failed
             .into_iter()
             .map(|f| FailedView {
                 at: f.created_at.format("%Y-%m-%d %H:%M").to_string(),
@@ -501,19 +580,18 @@ pub async fn audit(state: web::Data<AppState>, viewer: Viewer, session: Session)
                 error: f.last_error.unwrap_or_default(),
             })
             .collect(),
-        rows: rows
-            .0
+        rows: audit
             .into_iter()
             .map(|r| AuditView {
                 at: r.at.format("%Y-%m-%d %H:%M:%S").to_string(),
                 actor: r.actor,
-                action: r.action,
+                action: action_label(&ctx.t, &r.action),
                 form: r.form_id.unwrap_or_default(),
                 detail: r.detail,
             })
             .collect(),
     };
-    html(StatusCode::OK, page.render())
+    Ok(html(StatusCode::OK, page.render()))
 }
 
 pub struct RejectedView {
@@ -523,12 +601,14 @@ pub struct RejectedView {
 
 #[derive(Template)]
 #[template(path = "import_result.html")]
-struct ImportPage {
-    chrome: Chrome,
+struct ImportPage<'a> {
+    chrome: &'a Chrome,
+    t: &'a Words,
     csrf: String,
     email: String,
     id: String,
-    title: String,
+    heading: String,
+    back: String,
     summary: String,
     rejected: Vec<RejectedView>,
 }
@@ -537,19 +617,19 @@ struct ImportPage {
 const MAX_UPLOAD: usize = 20 * 1024 * 1024;
 
 /// The fields of the import form: CSRF token, the option and the file.
-async fn read_upload(mut multipart: Multipart) -> Result<(String, bool, Vec<u8>), String> {
+async fn read_upload(mut multipart: Multipart) -> Result<(String, bool, Vec<u8>), ApiError> {
+    let unreadable = |e: actix_multipart::MultipartError| {
+        ApiError::BadRequest(format!("the upload cannot be read: {e}"))
+    };
     let (mut csrf, mut skip_invalid, mut file) = (String::new(), false, Vec::new());
     while let Some(field) = multipart.next().await {
-        let mut field = field.map_err(|e| e.to_string())?;
+        let mut field = field.map_err(unreadable)?;
         let name = field.name().unwrap_or_default().to_owned();
         let mut data = Vec::new();
         while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|e| e.to_string())?;
+            let chunk = chunk.map_err(unreadable)?;
             if data.len() + chunk.len() > MAX_UPLOAD {
-                return Err(format!(
-                    "the file is larger than {} MB",
-                    MAX_UPLOAD / 1024 / 1024
-                ));
+                return Err(ApiError::PayloadTooLarge(MAX_UPLOAD));
             }
             data.extend_from_slice(&chunk);
         }
@@ -563,82 +643,91 @@ async fn read_upload(mut multipart: Multipart) -> Result<(String, bool, Vec<u8>)
     Ok((csrf, skip_invalid, file))
 }
 
-/// A CSV of paper surveys uploaded by an admin (multipart, with the CSRF token).
+/// A CSV of paper surveys uploaded by an admin: multipart, with the page's CSRF token when
+/// signed in by session (a Bearer token is never sent by a browser on its own, so API
+/// callers need none).
 #[utoipa::path(post, path = "/dashboard/{form}/import", tag = "planners",
-    params(("form" = String, Path, description = "Form id")),
+    params(("form" = String, Path, description = "Form id"), LangQuery),
     request_body(content = Object, content_type = "multipart/form-data"),
     responses(
         (status = 200, description = "The import report", content_type = "text/html", body = String),
-        (status = 303, description = "Not signed in: to /login"),
         (status = 400, description = "Not a CSV upload", content_type = "text/html", body = String),
-        (status = 403, description = "Not an admin, or the form expired", content_type = "text/html", body = String),
+        (status = 401, description = "Not signed in: the sign-in form", content_type = "text/html", body = String),
+        (status = 403, description = "Not an admin, or the page expired", content_type = "text/html", body = String),
         (status = 404, description = "Unknown form", content_type = "text/html", body = String),
-        (status = 422, description = "Rows were rejected: the report", content_type = "text/html", body = String)))]
+        (status = 413, description = "The file is over 20 MB", content_type = "text/html", body = String),
+        (status = 422, description = "Rows were rejected: the report", content_type = "text/html", body = String),
+        (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
 pub async fn import(
     state: web::Data<AppState>,
-    viewer: Viewer,
-    session: Session,
+    req: HttpRequest,
+    viewer: Result<Viewer, ApiError>,
     path: web::Path<String>,
     multipart: Multipart,
 ) -> HttpResponse {
-    let Some(account) = signed_in(&viewer) else {
-        return to_login();
-    };
-    if account.role != Role::Admin {
-        return HttpResponse::Forbidden().body("Only admins import responses.");
-    }
-    let Some(form) = state.forms.get(&path) else {
-        return HttpResponse::NotFound().body("No such survey.");
-    };
-    let (csrf, skip_invalid, file) = match read_upload(multipart).await {
-        Ok(upload) => upload,
-        Err(err) => {
-            return HttpResponse::BadRequest().body(format!("The upload could not be read: {err}"))
-        }
-    };
-    if !super::session::csrf_ok(&session, &csrf) {
-        return HttpResponse::Forbidden()
-            .body("The form expired; reload the page and import again.");
+    let form = state.forms.get(&path);
+    // The report, the switcher and signing in all lead back to the dashboard.
+    let back = format!("/dashboard/{path}");
+    let ctx = PageContext::for_form(state, &req, form.as_deref(), &back);
+    let by_token = super::viewer::bearer_token(&req).is_some();
+    ctx.answer(import_page(&ctx, viewer, form, &path, by_token, multipart).await)
+}
+
+async fn import_page(
+    ctx: &PageContext,
+    viewer: Result<Viewer, ApiError>,
+    form: Option<std::sync::Arc<Form>>,
+    id: &str,
+    by_token: bool,
+    multipart: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    let viewer = viewer?;
+    let account = viewer.require_admin()?;
+    let form = form.ok_or_else(|| ApiError::UnknownForm(id.to_owned()))?;
+    let (csrf, skip_invalid, file) = read_upload(multipart).await?;
+    if !by_token && !super::session::csrf_ok(&ctx.session, &csrf) {
+        return Err(ApiError::CsrfExpired);
     }
     let import_form = form.clone();
     let actor = account.email.clone();
-    let result = state
+    let report = ctx
+        .state
         .db
         .run(move |conn| {
             let report =
-                crate::import::import_csv(conn, &import_form, file.as_slice(), skip_invalid)
-                    .map_err(|e| DbError::Unavailable(e.to_string()))?;
+                crate::import::import_csv(conn, &import_form, file.as_slice(), skip_invalid)?;
             let detail = format!(
                 "{} stored, {} rejected (dashboard upload)",
                 report.stored,
                 report.rejected.len()
             );
             crate::auth::audit(conn, &actor, "import", Some(&import_form.id), &detail)?;
-            Ok::<_, DbError>(report)
+            Ok::<_, ImportError>(report)
         })
-        .await;
-    let report = match result {
-        Ok(report) => report,
-        Err(err) => return unavailable(err),
-    };
+        .await?;
+    let t = &ctx.t;
     let nothing_stored = report.nothing_stored(skip_invalid);
-    let summary = format!(
-        "{} stored, {} already present, {} rejected.{}",
-        report.stored,
-        report.already_present,
-        report.rejected.len(),
-        if nothing_stored {
-            " Nothing was stored: fix the rows below, or import the valid rows only."
-        } else {
-            ""
-        }
+    let mut summary = t.with(
+        "import-summary",
+        &[
+            ("stored", Arg::Number(report.stored as f64)),
+            ("present", Arg::Number(report.already_present as f64)),
+            ("rejected", Arg::Number(report.rejected.len() as f64)),
+        ],
     );
+    if nothing_stored {
+        summary.push(' ');
+        summary.push_str(&t.get("import-nothing-stored"));
+    }
+    let title = form.title.get(&ctx.lang, form.default_language());
     let page = ImportPage {
-        chrome: chrome(&state),
-        csrf: csrf_token(&session),
+        chrome: &ctx.chrome,
+        t,
+        csrf: csrf_token(&ctx.session),
         email: account.email.clone(),
         id: form.id.clone(),
-        title: form.title.get("en", form.default_language()).to_owned(),
+        heading: t.with("import-title", &[("title", Arg::Text(title))]),
+        back: t.with("back-to", &[("title", Arg::Text(title))]),
         summary,
         rejected: report
             .rejected
@@ -654,5 +743,5 @@ pub async fn import(
     } else {
         StatusCode::OK
     };
-    html(status, page.render())
+    Ok(html(status, page.render()))
 }

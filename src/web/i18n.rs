@@ -1,9 +1,12 @@
 //! The interface's own words, from Fluent message catalogues (`locales/*.ftl`), and
 //! choosing the visitor's language: `?lang=`, else `Accept-Language`, else the default.
 
+use actix_web::http::header;
+use actix_web::HttpRequest;
 use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource, FluentValue};
 use std::collections::HashMap;
+use std::sync::Arc;
 use unic_langid::LanguageIdentifier;
 
 /// Languages the interface is translated into.
@@ -61,8 +64,18 @@ impl Catalog {
 
     /// Like `text`, with one string argument.
     pub fn text_with(&self, lang: &str, id: &str, name: &str, value: &str) -> String {
+        self.text_args(lang, id, &[(name, Arg::Text(value))])
+    }
+
+    /// Like `text`, with numbers and strings mixed.
+    pub fn text_args(&self, lang: &str, id: &str, args: &[(&str, Arg)]) -> String {
         let mut fluent_args = FluentArgs::new();
-        fluent_args.set(name, FluentValue::from(value.to_owned()));
+        for (k, v) in args {
+            match v {
+                Arg::Number(n) => fluent_args.set(*k, FluentValue::from(*n)),
+                Arg::Text(t) => fluent_args.set(*k, FluentValue::from((*t).to_owned())),
+            }
+        }
         self.format(lang, id, &fluent_args)
     }
 
@@ -82,6 +95,38 @@ impl Catalog {
     }
 }
 
+/// A message argument: a number (plural rules apply to it) or a text.
+#[derive(Clone, Copy)]
+pub enum Arg<'a> {
+    Number(f64),
+    Text(&'a str),
+}
+
+/// The interface words of one page in its interface language, for templates:
+/// `{{ t.get("sign-in") }}`.
+pub struct Words {
+    catalog: Arc<Catalog>,
+    lang: &'static str,
+}
+
+impl Words {
+    /// The words for content in `lang`: that language if translated, else English.
+    pub fn new(catalog: &Arc<Catalog>, lang: &str) -> Words {
+        Words {
+            catalog: Arc::clone(catalog),
+            lang: ui_language(lang),
+        }
+    }
+
+    pub fn get(&self, id: &str) -> String {
+        self.catalog.text(self.lang, id, &[])
+    }
+
+    pub fn with(&self, id: &str, args: &[(&str, Arg)]) -> String {
+        self.catalog.text_args(self.lang, id, args)
+    }
+}
+
 impl Default for Catalog {
     fn default() -> Self {
         Catalog::new()
@@ -95,6 +140,18 @@ pub fn ui_language(lang: &str) -> &'static str {
         .find(|l| **l == lang)
         .copied()
         .unwrap_or("en")
+}
+
+pub fn accept_language(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// The language of a page that belongs to no one form: `?lang=`, else the browser's
+/// choice among the interface languages, else English.
+pub fn interface_language(req: &HttpRequest, query: Option<&str>) -> String {
+    negotiate(query, accept_language(req), &UI_LANGUAGES, "en")
 }
 
 /// Picks one of `available`: the `?lang=` value, else the best `Accept-Language` match
@@ -164,6 +221,24 @@ mod tests {
             "There is a problem with 1 answer"
         );
         assert_eq!(c.text("de", "submit", &[]), "Send my answers");
+        let summary = |lang, count| {
+            c.text_args(
+                lang,
+                "dash-summary",
+                &[
+                    ("count", Arg::Number(count)),
+                    ("by_sex", Arg::Text("Жінка 3, Чоловік 2")),
+                    ("min", Arg::Number(5.0)),
+                ],
+            )
+        };
+        assert_eq!(
+            summary("uk", 5.0),
+            "5 відповідей: Жінка 3, Чоловік 2. Малі групи (менше ніж 5 респондентів) приховано."
+        );
+        assert!(summary("uk", 2.0).starts_with("2 відповіді:"));
+        assert!(summary("ru", 21.0).starts_with("21 ответ:"));
+        assert!(summary("en", 1.0).starts_with("1 response:"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod limits;
 mod metrics;
 mod openapi;
 mod pages;
+mod planner;
 mod privacy;
 mod session;
 mod viewer;
@@ -130,6 +131,22 @@ impl RateLimits {
     }
 }
 
+/// A resource whose answers no browser or proxy may keep: planners' pages and raw
+/// responses, and the sign-in page with its CSRF token.
+fn private(
+    path: &str,
+) -> actix_web::Resource<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    web::resource(path).wrap(DefaultHeaders::new().add(("Cache-Control", "no-store")))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig, limits: &RateLimits) {
     // Extraction failures answer with the same JSON error body as everything else.
     cfg.app_data(web::QueryConfig::default().error_handler(|err, _| {
@@ -144,20 +161,20 @@ pub fn configure(cfg: &mut web::ServiceConfig, limits: &RateLimits) {
     .route("/readyz", web::get().to(metrics::readyz))
     .route("/metrics", web::get().to(metrics::metrics))
     .route("/api/openapi.json", web::get().to(openapi::openapi_json))
-    .route("/dashboard", web::get().to(dashboard::list))
-    .route("/dashboard/{form}", web::get().to(dashboard::form))
-    .route(
-        "/dashboard/{form}/import",
-        web::post().to(dashboard::import),
-    )
-    .route("/admin/audit", web::get().to(dashboard::audit))
+    .service(private("/dashboard").route(web::get().to(dashboard::list)))
+    .service(private("/dashboard/{form}").route(web::get().to(dashboard::form)))
+    .service(private("/dashboard/{form}/import").route(web::post().to(dashboard::import)))
+    .service(private("/admin/audit").route(web::get().to(dashboard::audit)))
     .route(
         "/unsubscribe/{form}/{email}/{signature}",
         web::get().to(pages::unsubscribe),
     )
-    .route("/login", web::get().to(session::login_form))
-    .route("/login", web::post().to(session::login))
-    .route("/logout", web::post().to(session::logout))
+    .service(
+        private("/login")
+            .route(web::get().to(session::login_form))
+            .route(web::post().to(session::login)),
+    )
+    .service(private("/logout").route(web::post().to(session::logout)))
     .route(
         "/static/app.css",
         web::get()
@@ -189,14 +206,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, limits: &RateLimits) {
                 "/forms/{form}/indicators.csv",
                 web::get().to(indicators::csv),
             )
-            .route("/forms/{form}/responses", web::get().to(exports::responses))
+            .service(private("/forms/{form}/responses").route(web::get().to(exports::responses)))
             .route(
                 "/forms/{form}/responses/{id}",
                 web::delete().to(privacy::delete_response),
             )
-            .route(
-                "/forms/{form}/dictionary.csv",
-                web::get().to(exports::dictionary),
+            .service(
+                private("/forms/{form}/dictionary.csv").route(web::get().to(exports::dictionary)),
             ),
     )
     .default_service(web::to(api::not_found));

@@ -5,7 +5,7 @@ use super::i18n::{self, language_name, Catalog};
 use super::{read_limited, ApiError, AppState};
 use crate::form::{Form, Question, QuestionType};
 use crate::submit::{self, FieldError, Stored};
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use chrono::Utc;
@@ -50,6 +50,25 @@ impl Chrome {
             skip_text: catalog.text(ui, "skip-to-questions", &[]),
         }
     }
+
+    /// Keeps the page's other query parameters (filters…) in the switcher's links.
+    pub(super) fn keeping_query(mut self, query: &str) -> Chrome {
+        let kept: Vec<(String, String)> =
+            serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| k != "lang")
+                .collect();
+        if let Ok(rest) = serde_urlencoded::to_string(&kept) {
+            if !rest.is_empty() {
+                for link in &mut self.switcher {
+                    link.href.push('&');
+                    link.href.push_str(&rest);
+                }
+            }
+        }
+        self
+    }
 }
 
 pub struct FormLink {
@@ -70,13 +89,13 @@ struct IndexPage {
 
 #[derive(Template)]
 #[template(path = "message.html")]
-struct MessagePage {
-    chrome: Chrome,
-    heading: String,
-    body: String,
-    notes: Vec<String>,
-    back: String,
-    back_href: String,
+pub(super) struct MessagePage<'a> {
+    pub chrome: &'a Chrome,
+    pub heading: String,
+    pub body: String,
+    pub notes: Vec<String>,
+    pub back: String,
+    pub back_href: String,
 }
 
 pub enum FieldKind {
@@ -159,13 +178,7 @@ pub(super) fn html(status: StatusCode, body: Result<String, askama::Error>) -> H
 #[into_params(parameter_in = Query)]
 pub struct LangQuery {
     /// Language code (uk, kk, ru, en…); else `Accept-Language`, else the form's default.
-    lang: Option<String>,
-}
-
-fn accept_language(req: &HttpRequest) -> Option<&str> {
-    req.headers()
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
+    pub lang: Option<String>,
 }
 
 /// The open forms, in the visitor's language.
@@ -177,12 +190,7 @@ pub async fn index(
     req: HttpRequest,
     query: web::Query<LangQuery>,
 ) -> HttpResponse {
-    let lang = i18n::negotiate(
-        query.lang.as_deref(),
-        accept_language(&req),
-        &i18n::UI_LANGUAGES,
-        "en",
-    );
+    let lang = i18n::interface_language(&req, query.lang.as_deref());
     let now = Utc::now();
     let forms = state
         .forms
@@ -225,7 +233,7 @@ fn message(
 ) -> HttpResponse {
     let ui = i18n::ui_language(lang);
     let page = MessagePage {
-        chrome: Chrome::new(&state.catalog, lang, &[], "/"),
+        chrome: &Chrome::new(&state.catalog, lang, &[], "/"),
         heading: state.catalog.text(ui, title_id, &[]),
         body: state.catalog.text(ui, body_id, &[]),
         notes,
@@ -235,7 +243,6 @@ fn message(
     html(status, page.render())
 }
 
-/// The form's language for this visitor.
 /// The form named in the path, or the not-found page in the visitor's language.
 fn find_form(
     state: &AppState,
@@ -244,12 +251,7 @@ fn find_form(
     req: &HttpRequest,
 ) -> Result<std::sync::Arc<Form>, Box<HttpResponse>> {
     state.forms.get(id).ok_or_else(|| {
-        let lang = i18n::negotiate(
-            query.lang.as_deref(),
-            accept_language(req),
-            &i18n::UI_LANGUAGES,
-            "en",
-        );
+        let lang = i18n::interface_language(req, query.lang.as_deref());
         Box::new(message(
             state,
             &lang,
@@ -261,11 +263,13 @@ fn find_form(
     })
 }
 
-fn form_language(form: &Form, query: Option<&str>, req: &HttpRequest) -> String {
+/// The language of a page about `form`: `?lang=`, else the browser's choice among the
+/// form's languages, else the form's default.
+pub(super) fn form_language(form: &Form, query: Option<&str>, req: &HttpRequest) -> String {
     let available: Vec<&str> = form.languages.iter().map(String::as_str).collect();
     i18n::negotiate(
         query,
-        accept_language(req),
+        i18n::accept_language(req),
         &available,
         form.default_language(),
     )
@@ -352,7 +356,7 @@ struct Rendering<'a> {
     errors: &'a HashMap<String, String>,
 }
 
-fn label_of(form: &Form, q: &Question, lang: &str) -> String {
+pub(super) fn label_of(form: &Form, q: &Question, lang: &str) -> String {
     q.label
         .as_ref()
         .map(|l| l.get(lang, form.default_language()).to_owned())

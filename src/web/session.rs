@@ -2,8 +2,10 @@
 //! HttpOnly, SameSite=Lax, Secure behind https), a CSRF token kept in the session for every
 //! state-changing form, and throttling of repeated failed sign-ins.
 
-use super::pages::Chrome;
-use super::AppState;
+use super::i18n::Words;
+use super::pages::{Chrome, LangQuery};
+use super::planner::PageContext;
+use super::ApiError;
 use crate::auth;
 use actix_session::config::{CookieContentSecurity, PersistentSession};
 use actix_session::storage::CookieSessionStore;
@@ -97,35 +99,61 @@ impl Throttle {
 
 #[derive(Template)]
 #[template(path = "login.html")]
-struct LoginPage {
-    chrome: Chrome,
+struct LoginPage<'a> {
+    chrome: &'a Chrome,
+    t: &'a Words,
     csrf: String,
     email: String,
+    next: String,
     error: Option<String>,
+    notice: Option<String>,
 }
 
-fn login_page(
-    state: &AppState,
-    session: &Session,
+/// The sign-in form; `next` is where signing in leads (a page of this site).
+pub(super) fn login_page(
+    ctx: &PageContext,
     status: StatusCode,
     email: &str,
-    error: Option<&str>,
+    next: &str,
+    error: Option<String>,
+    notice: Option<String>,
 ) -> HttpResponse {
     let page = LoginPage {
-        chrome: Chrome::new(&state.catalog, "en", &[], "/login"),
-        csrf: csrf_token(session),
+        chrome: &ctx.chrome,
+        t: &ctx.t,
+        csrf: csrf_token(&ctx.session),
         email: email.to_owned(),
-        error: error.map(str::to_owned),
+        next: local_path(next).unwrap_or_default().to_owned(),
+        error,
+        notice,
     };
     super::pages::html(status, page.render())
 }
 
+/// `path` if it is a page of this site: a redirect elsewhere (`//host`, `/\host`, a scheme)
+/// after signing in would lend the sign-in page's trust to a phishing site.
+fn local_path(path: &str) -> Option<&str> {
+    let local = path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && !path.chars().any(char::is_control);
+    local.then_some(path)
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LoginQuery {
+    /// The page to open after signing in (a path on this site).
+    next: Option<String>,
+}
+
 /// The sign-in page.
-#[utoipa::path(get, path = "/login", tag = "planners",
+#[utoipa::path(get, path = "/login", tag = "planners", params(LangQuery, LoginQuery),
     responses(
         (status = 200, description = "The sign-in form", content_type = "text/html", body = String)))]
-pub async fn login_form(state: web::Data<AppState>, session: Session) -> HttpResponse {
-    login_page(&state, &session, StatusCode::OK, "", None)
+pub async fn login_form(ctx: PageContext, query: web::Query<LoginQuery>) -> HttpResponse {
+    let next = query.next.as_deref().unwrap_or_default();
+    login_page(&ctx, StatusCode::OK, "", next, None, None)
 }
 
 #[derive(Deserialize)]
@@ -133,45 +161,36 @@ pub struct LoginFields {
     email: String,
     password: String,
     csrf: String,
+    #[serde(default)]
+    next: String,
 }
 
 /// Signs in with email, password and the page's CSRF token.
-#[utoipa::path(post, path = "/login", tag = "planners",
+#[utoipa::path(post, path = "/login", tag = "planners", params(LangQuery),
     request_body(content = Object, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 303, description = "Signed in: to /dashboard"),
+        (status = 303, description = "Signed in: to the page asked for, else /dashboard"),
         (status = 401, description = "Wrong email or password", content_type = "text/html", body = String),
         (status = 403, description = "The form expired", content_type = "text/html", body = String),
         (status = 429, description = "Too many failed attempts", content_type = "text/html", body = String),
         (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
-pub async fn login(
-    state: web::Data<AppState>,
-    session: Session,
-    form: web::Form<LoginFields>,
-) -> HttpResponse {
+pub async fn login(ctx: PageContext, form: web::Form<LoginFields>) -> HttpResponse {
     let LoginFields {
         email,
         password,
         csrf,
+        next,
     } = form.into_inner();
+    let (state, session) = (&ctx.state, &ctx.session);
     let email = email.trim().to_lowercase();
-    if !csrf_ok(&session, &csrf) {
-        return login_page(
-            &state,
-            &session,
-            StatusCode::FORBIDDEN,
-            &email,
-            Some("The form expired; please sign in again."),
-        );
+    let refuse = |status: StatusCode, message: &str| {
+        login_page(&ctx, status, &email, &next, Some(ctx.t.get(message)), None)
+    };
+    if !csrf_ok(session, &csrf) {
+        return refuse(StatusCode::FORBIDDEN, "sign-in-expired");
     }
     if state.throttle.locked(&email) {
-        return login_page(
-            &state,
-            &session,
-            StatusCode::TOO_MANY_REQUESTS,
-            &email,
-            Some("Too many failed attempts; try again in 15 minutes."),
-        );
+        return refuse(StatusCode::TOO_MANY_REQUESTS, "sign-in-locked");
     }
     let lookup_email = email.clone();
     // argon2 is deliberately slow: verify on a blocking thread.
@@ -188,29 +207,19 @@ pub async fn login(
             session.renew();
             let _ = session.insert(USER_KEY, &account.id);
             let _ = session.remove(CSRF_KEY);
+            let to = local_path(&next)
+                .map_or_else(|| format!("/dashboard?lang={}", ctx.lang), str::to_owned);
             HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/dashboard"))
+                .insert_header((header::LOCATION, to))
                 .finish()
         }
         Ok(None) => {
             state.throttle.fail(&email);
-            login_page(
-                &state,
-                &session,
-                StatusCode::UNAUTHORIZED,
-                &email,
-                Some("The email or password is not right."),
-            )
+            refuse(StatusCode::UNAUTHORIZED, "sign-in-wrong")
         }
         Err(err) => {
             tracing::error!(error = %err, "sign-in failed on storage");
-            login_page(
-                &state,
-                &session,
-                StatusCode::SERVICE_UNAVAILABLE,
-                &email,
-                Some("Please try again in a moment."),
-            )
+            refuse(StatusCode::SERVICE_UNAVAILABLE, "unavailable-title")
         }
     }
 }
@@ -221,18 +230,17 @@ pub struct CsrfField {
 }
 
 /// Signs out (CSRF-checked).
-#[utoipa::path(post, path = "/logout", tag = "planners",
+#[utoipa::path(post, path = "/logout", tag = "planners", params(LangQuery),
     request_body(content = Object, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 303, description = "Signed out: to /"),
+        (status = 303, description = "Signed out: to /login"),
         (status = 403, description = "The form expired", content_type = "text/html", body = String)))]
-pub async fn logout(session: Session, form: web::Form<CsrfField>) -> HttpResponse {
-    if !csrf_ok(&session, &form.csrf) {
-        return HttpResponse::Forbidden()
-            .body("The form expired; reload the page and sign out again.");
+pub async fn logout(ctx: PageContext, form: web::Form<CsrfField>) -> HttpResponse {
+    if !csrf_ok(&ctx.session, &form.csrf) {
+        return ApiError::CsrfExpired.page(&ctx);
     }
-    session.purge();
+    ctx.session.purge();
     HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, "/login"))
+        .insert_header((header::LOCATION, format!("/login?lang={}", ctx.lang)))
         .finish()
 }

@@ -42,17 +42,21 @@ impl Viewer {
     }
 }
 
+/// The API token of `Authorization: Bearer …`, which takes precedence over a session.
+pub fn bearer_token(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned())
+}
+
 impl FromRequest for Viewer {
     type Error = ApiError;
     type Future = LocalBoxFuture<'static, Result<Viewer, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let token = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_owned());
+        let token = bearer_token(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let session_user = super::session::user_id(&req.get_session());
         Box::pin(async move {

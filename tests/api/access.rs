@@ -8,11 +8,38 @@ use genderlens::auth::Role;
 const PUBLIC: &str = "test-survey";
 const PRIVATE: &str = "closed-survey";
 
-async fn status(app: &TestApp, path: &str, token: Option<&str>) -> u16 {
+/// A call of the matrix: a GET, or an upload on the dashboard's import form.
+enum Call {
+    Get(String),
+    Import(&'static str),
+}
+
+async fn send(app: &TestApp, call: &Call, token: Option<&str>) -> reqwest::Response {
+    let request = match call {
+        Call::Get(path) => app.client.get(format!("{}{path}", app.address)),
+        Call::Import(form) => {
+            // A Bearer token is no ambient credential: no CSRF field is needed with it.
+            let csv = "sex,age,district,has_children\nfemale,40,podilskyi,no\n";
+            let upload = reqwest::multipart::Form::new().part(
+                "file",
+                reqwest::multipart::Part::bytes(csv.as_bytes().to_vec()).file_name("paper.csv"),
+            );
+            app.client
+                .post(format!("{}/dashboard/{form}/import", app.address))
+                .multipart(upload)
+        }
+    };
     match token {
-        Some(t) => app.get_as(path, t).await.status().as_u16(),
-        None => app.get(path).await.status().as_u16(),
+        Some(t) => request.bearer_auth(t),
+        None => request,
     }
+    .send()
+    .await
+    .expect("request")
+}
+
+async fn status(app: &TestApp, call: &Call, token: Option<&str>) -> u16 {
+    send(app, call, token).await.status().as_u16()
 }
 
 async fn planner_endpoints_follow_the_permission_matrix(app: TestApp) {
@@ -20,85 +47,137 @@ async fn planner_endpoints_follow_the_permission_matrix(app: TestApp) {
     let granted = app.token(Role::Planner, &[PRIVATE, PUBLIC]);
     let everything = app.token(Role::Planner, &["*"]);
     let other = app.token(Role::Planner, &["another-form"]);
-    // (path, anonymous, planner without the grant, planner with it, admin)
-    let matrix: [(String, u16, u16, u16, u16); 8] = [
-        ("/api/v1/forms".into(), 401, 200, 200, 200),
-        (format!("/api/v1/forms/{PRIVATE}"), 401, 403, 200, 200),
+    // (call, anonymous, planner without the grant, planner with it, admin)
+    let get = |path: String| Call::Get(path);
+    let matrix: [(Call, u16, u16, u16, u16); 14] = [
+        (get("/api/v1/forms".into()), 401, 200, 200, 200),
+        (get(format!("/api/v1/forms/{PRIVATE}")), 401, 403, 200, 200),
         (
-            format!("/api/v1/forms/{PRIVATE}/indicators"),
+            get(format!("/api/v1/forms/{PRIVATE}/indicators")),
             401,
             403,
             200,
             200,
         ),
         (
-            format!("/api/v1/forms/{PRIVATE}/indicators.csv"),
+            get(format!("/api/v1/forms/{PRIVATE}/indicators.csv")),
             401,
             403,
             200,
             200,
         ),
         (
-            format!("/api/v1/forms/{PUBLIC}/indicators"),
+            get(format!("/api/v1/forms/{PUBLIC}/indicators")),
             200,
             403,
             200,
             200,
         ),
         (
-            format!("/api/v1/forms/{PUBLIC}/responses?format=csv"),
+            get(format!("/api/v1/forms/{PUBLIC}/responses?format=csv")),
             401,
             403,
             200,
             200,
         ),
         (
-            format!("/api/v1/forms/{PUBLIC}/responses?format=json"),
+            get(format!("/api/v1/forms/{PUBLIC}/responses?format=json")),
             401,
             403,
             200,
             200,
         ),
         (
-            format!("/api/v1/forms/{PUBLIC}/dictionary.csv"),
+            get(format!("/api/v1/forms/{PUBLIC}/dictionary.csv")),
             401,
             403,
             200,
             200,
         ),
+        (
+            get(format!("/api/v1/forms/{PUBLIC}/responses?format=xlsx")),
+            401,
+            403,
+            200,
+            200,
+        ),
+        (get("/dashboard".into()), 401, 200, 200, 200),
+        (get(format!("/dashboard/{PRIVATE}")), 401, 403, 200, 200),
+        (
+            get(format!("/dashboard/{PUBLIC}?by=district")),
+            401,
+            403,
+            200,
+            200,
+        ),
+        (get("/admin/audit".into()), 401, 403, 403, 200),
+        (Call::Import(PUBLIC), 401, 403, 403, 200),
     ];
-    for (path, anonymous, without, with, as_admin) in matrix {
+    for (call, anonymous, without, with, as_admin) in matrix {
+        let path = match &call {
+            Call::Get(path) => path.clone(),
+            Call::Import(form) => format!("POST /dashboard/{form}/import"),
+        };
         assert_eq!(
-            status(&app, &path, None).await,
+            status(&app, &call, None).await,
             anonymous,
             "anonymous {path}"
         );
         assert_eq!(
-            status(&app, &path, Some(&other)).await,
+            status(&app, &call, Some(&other)).await,
             without,
             "no grant {path}"
         );
         assert_eq!(
-            status(&app, &path, Some(&granted)).await,
+            status(&app, &call, Some(&granted)).await,
             with,
             "granted {path}"
         );
         assert_eq!(
-            status(&app, &path, Some(&everything)).await,
+            status(&app, &call, Some(&everything)).await,
             with,
             "granted * {path}"
         );
         assert_eq!(
-            status(&app, &path, Some(&admin)).await,
+            status(&app, &call, Some(&admin)).await,
             as_admin,
             "admin {path}"
         );
     }
+    let forms = Call::Get("/api/v1/forms".into());
     assert_eq!(
-        status(&app, "/api/v1/forms", Some("gl_nope_nope")).await,
+        status(&app, &forms, Some("gl_nope_nope")).await,
         401,
         "an unknown token"
     );
+    // Browsers' pages refuse as pages: the sign-in form for 401, HTML for 403 too.
+    for (call, token) in [
+        (Call::Get(format!("/dashboard/{PRIVATE}")), None),
+        (Call::Get("/admin/audit".into()), Some(other.as_str())),
+        (Call::Import(PUBLIC), Some(granted.as_str())),
+    ] {
+        let r = send(&app, &call, token).await;
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .is_ok_and(|c| c.starts_with("text/html")),
+            "{:?}",
+            r.headers()
+        );
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let page = r.text().await.expect("html");
+        assert!(page.starts_with("<!doctype html>"), "{page}");
+        if token.is_none() {
+            assert!(page.contains("action=\"/login?lang=en\""), "{page}");
+        }
+    }
+    let export = send(
+        &app,
+        &Call::Get(format!("/api/v1/forms/{PUBLIC}/responses?format=csv")),
+        Some(&granted),
+    )
+    .await;
+    assert_eq!(export.headers()["cache-control"], "no-store");
     let body: serde_json::Value = app
         .get(&format!("/api/v1/forms/{PRIVATE}"))
         .await
@@ -259,6 +338,34 @@ async fn xlsx_exports_open_with_a_dictionary_sheet() {
         .await;
     assert_eq!(r.status(), 200);
     let bytes = r.bytes().await.expect("bytes");
-    assert!(bytes.starts_with(b"PK"), "an XLSX (zip) file");
-    assert!(bytes.len() > 5_000);
+    use calamine::{Data, Reader};
+    let mut workbook: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes.to_vec())).expect("an XLSX");
+    assert_eq!(workbook.sheet_names(), ["responses", "dictionary"]);
+    let text = |row: &[Data]| row.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+    let responses = workbook.worksheet_range("responses").expect("responses");
+    let rows: Vec<&[Data]> = responses.rows().collect();
+    assert_eq!(rows.len(), 51, "a header and one row per response");
+    let header = text(rows[0]);
+    assert_eq!(
+        header[..4],
+        ["id", "submission_id", "form_version", "received_at"]
+    );
+    for column in ["sex", "age", "district", "services_used/health"] {
+        assert!(header.iter().any(|h| h == column), "{column} in {header:?}");
+    }
+    assert_eq!(rows[1][2], Data::Float(1.0), "the form version as a number");
+    let dictionary = workbook.worksheet_range("dictionary").expect("dictionary");
+    let dict: Vec<Vec<String>> = dictionary.rows().map(text).collect();
+    assert_eq!(
+        dict[0],
+        ["column", "question", "type", "label_en", "label_uk", "choices"]
+    );
+    assert_eq!(
+        dict.len(),
+        header.len() + 1,
+        "a dictionary row for every column"
+    );
+    let age = dict.iter().find(|r| r[0] == "age").expect("age row");
+    assert_eq!(age[1..5], ["age", "integer", "Age", "Вік"]);
 }

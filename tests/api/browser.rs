@@ -377,11 +377,13 @@ async fn a_planner_signs_in_and_filters_the_dashboard() {
         .goto(&format!("{}/dashboard", app.address))
         .await
         .expect("open");
+    // Signed out, the page asked for is the sign-in form; signing in returns to it.
+    assert_eq!(b.text("h1").await, "Sign in");
     b.type_into("#email", "planner@kyivcity.example").await;
     b.type_into("#password", "a long enough password").await;
     b.submit().await;
     assert_eq!(b.text("h1").await, "Your surveys");
-    b.click(&format!("a[href='/dashboard/{KYIV}']")).await;
+    b.click(&format!("a[href^='/dashboard/{KYIV}?']")).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let by = b.client.find(Locator::Css("#by")).await.expect("by");
     by.select_by_value("district")
@@ -398,7 +400,7 @@ async fn a_planner_signs_in_and_filters_the_dashboard() {
     assert!(b
         .text("main")
         .await
-        .contains("Largest and most significant gaps (podilskyi)"));
+        .contains("Largest and most significant gaps (Podilskyi)"));
     let charts = b
         .client
         .find_all(Locator::Css("svg.chart"))
@@ -406,5 +408,14 @@ async fn a_planner_signs_in_and_filters_the_dashboard() {
         .expect("charts");
     assert!(charts.len() > 10, "a chart for each question");
     b.screenshot("dashboard-kyiv-podilskyi").await;
+    // The switcher keeps the filters: the same cell, in Ukrainian.
+    b.click("nav a[hreflang=uk]").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(b.attr("html", "lang").await.as_deref(), Some("uk"));
+    assert!(b
+        .text("main")
+        .await
+        .contains("Найбільші та найзначущіші розриви (Подільський)"));
+    b.screenshot("dashboard-kyiv-podilskyi-uk").await;
     let _ = b.client.clone().close().await;
 }

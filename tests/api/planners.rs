@@ -39,17 +39,22 @@ fn add_user(app: &TestApp, email: &str, role: Role, grants: &[&str]) {
     .expect("user");
 }
 
+async fn open(app: &TestApp, client: &reqwest::Client, path: &str) -> reqwest::Response {
+    client
+        .get(format!("{}{path}", app.address))
+        .send()
+        .await
+        .expect("get")
+}
+
 async fn sign_in(
     app: &TestApp,
     client: &reqwest::Client,
     email: &str,
     password: &str,
 ) -> reqwest::Response {
-    let page = client
-        .get(format!("{}/login", app.address))
-        .send()
+    let page = open(app, client, "/login")
         .await
-        .expect("get")
         .text()
         .await
         .expect("html");
@@ -74,14 +79,24 @@ async fn sign_in_session_csrf_and_sign_out() {
     .expect("app");
     add_user(&app, "planner@example.org", Role::Planner, &[FORM]);
     let client = browser_like();
+    // Signed out: 401 with the sign-in form right there, returning to the page asked for.
+    let wanted = format!("/dashboard/{FORM}?by=district&lang=uk");
+    let refused = open(&app, &client, &wanted).await;
+    assert_eq!(refused.status(), 401);
     assert_eq!(
-        client
-            .get(format!("{}/dashboard", app.address))
-            .send()
-            .await
-            .expect("get")
-            .status(),
-        303
+        refused.headers()["cache-control"],
+        "no-store",
+        "planner pages are not kept by browsers or proxies"
+    );
+    let page = refused.text().await.expect("html");
+    assert!(
+        page.contains("<html lang=\"uk\">") && page.contains("Увійти"),
+        "in the planner's language: {page}"
+    );
+    assert!(page.contains("name=\"password\""), "{page}");
+    assert!(
+        page.contains("name=\"next\" value=\"/dashboard/test-survey?by=district&#38;lang=uk\""),
+        "{page}"
     );
 
     // A forged sign-in (no session CSRF token) is refused.
@@ -97,14 +112,23 @@ async fn sign_in_session_csrf_and_sign_out() {
         .expect("post");
     assert_eq!(forged.status(), 403);
 
-    let ok = sign_in(
-        &app,
-        &client,
-        "planner@example.org",
-        "a long enough password",
-    )
-    .await;
+    let ok = client
+        .post(format!("{}/login?lang=uk", app.address))
+        .form(&[
+            ("csrf", csrf_of(&page).as_str()),
+            ("email", "planner@example.org"),
+            ("password", "a long enough password"),
+            ("next", wanted.as_str()),
+        ])
+        .send()
+        .await
+        .expect("post");
     assert_eq!(ok.status(), 303);
+    assert_eq!(
+        ok.headers()["location"],
+        wanted.as_str(),
+        "back to that page"
+    );
     let cookie = ok
         .headers()
         .get("set-cookie")
@@ -115,11 +139,7 @@ async fn sign_in_session_csrf_and_sign_out() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Secure"),
         "{cookie}"
     );
-    let dashboard = client
-        .get(format!("{}/dashboard", app.address))
-        .send()
-        .await
-        .expect("get");
+    let dashboard = open(&app, &client, "/dashboard").await;
     assert_eq!(dashboard.status(), 200);
     let page = dashboard.text().await.expect("html");
     assert!(page.contains("planner@example.org") && page.contains("/dashboard/test-survey"));
@@ -128,39 +148,33 @@ async fn sign_in_session_csrf_and_sign_out() {
         "only granted surveys are listed"
     );
     assert_eq!(
-        client
-            .get(format!("{}/dashboard/{FORM}", app.address))
-            .send()
+        open(&app, &client, &format!("/dashboard/{FORM}"))
             .await
-            .expect("get")
             .status(),
         200
     );
-    assert_eq!(
-        client
-            .get(format!("{}/dashboard/closed-survey", app.address))
-            .send()
-            .await
-            .expect("get")
-            .status(),
-        403
-    );
-    assert_eq!(
-        client
-            .get(format!("{}/admin/audit", app.address))
-            .send()
-            .await
-            .expect("get")
-            .status(),
-        403
-    );
+    let forbidden = open(&app, &client, "/dashboard/closed-survey?lang=uk").await;
+    assert_eq!(forbidden.status(), 403);
+    assert!(forbidden.headers()["content-type"]
+        .to_str()
+        .is_ok_and(|c| c.starts_with("text/html")));
+    assert!(forbidden
+        .text()
+        .await
+        .expect("html")
+        .contains("Немає доступу"));
+    let missing = open(&app, &client, "/dashboard/no-such-survey").await;
+    assert_eq!(missing.status(), 404);
+    assert!(missing
+        .text()
+        .await
+        .expect("html")
+        .contains("<h1>Page not found</h1>"));
+    assert_eq!(open(&app, &client, "/admin/audit").await.status(), 403);
     // The session also opens the planner API (the dashboard's download links).
     assert_eq!(
-        client
-            .get(format!("{}/api/v1/forms/{FORM}/responses", app.address))
-            .send()
+        open(&app, &client, &format!("/api/v1/forms/{FORM}/responses"))
             .await
-            .expect("get")
             .status(),
         200
     );
@@ -184,15 +198,45 @@ async fn sign_in_session_csrf_and_sign_out() {
         .await
         .expect("post");
     assert_eq!(out.status(), 303);
-    assert_eq!(
-        client
-            .get(format!("{}/dashboard", app.address))
+    assert_eq!(open(&app, &client, "/dashboard").await.status(), 401);
+}
+
+#[actix_web::test]
+async fn signing_in_never_leads_to_another_site() {
+    let app = spawn_app_with(Backend::Sqlite, |_| {}).await.expect("app");
+    add_user(&app, "planner@example.org", Role::Planner, &[FORM]);
+    for next in [
+        "//evil.example/",
+        "https://evil.example/",
+        "/\\evil.example",
+    ] {
+        let client = browser_like();
+        let page = client
+            .get(format!(
+                "{}/login?{}",
+                app.address,
+                serde_urlencoded::to_string([("next", next)]).expect("query")
+            ))
             .send()
             .await
             .expect("get")
-            .status(),
-        303
-    );
+            .text()
+            .await
+            .expect("html");
+        let ok = client
+            .post(format!("{}/login", app.address))
+            .form(&[
+                ("csrf", csrf_of(&page).as_str()),
+                ("email", "planner@example.org"),
+                ("password", "a long enough password"),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(ok.status(), 303);
+        assert_eq!(ok.headers()["location"], "/dashboard?lang=en", "{next}");
+    }
 }
 
 #[actix_web::test]
@@ -263,38 +307,40 @@ async fn admins_see_the_dashboard_gaps_and_the_audit_log() {
             .status(),
         303
     );
-    let page = client
-        .get(format!(
-            "{}/dashboard/{FORM}?by=district&cell=podilskyi",
-            app.address
-        ))
-        .send()
-        .await
-        .expect("get")
-        .text()
-        .await
-        .expect("html");
-    assert!(page.contains("Largest and most significant gaps (podilskyi)"));
+    let page = open(
+        &app,
+        &client,
+        &format!("/dashboard/{FORM}?by=district&cell=podilskyi"),
+    )
+    .await
+    .text()
+    .await
+    .expect("html");
+    assert!(page.contains("Largest and most significant gaps (Podilskyi)"));
+    assert!(
+        page.contains("<option value=\"podilskyi\" selected>Podilskyi</option>")
+            && page.contains("<option value=\"district\" selected>District</option>"),
+        "filters show labels"
+    );
+    assert!(
+        page.contains("href=\"/dashboard/test-survey?lang=uk&#38;by=district&#38;cell=podilskyi\""),
+        "the switcher keeps the filters"
+    );
     assert!(
         page.contains("<svg") && page.contains("<title id="),
         "charts with text alternatives"
     );
     assert!(page.contains("/api/v1/forms/test-survey/indicators.csv?by=district"));
-    let _ = client
-        .get(format!(
-            "{}/api/v1/forms/{FORM}/responses?format=csv",
-            app.address
-        ))
-        .send()
+    let _ = open(
+        &app,
+        &client,
+        &format!("/api/v1/forms/{FORM}/responses?format=csv"),
+    )
+    .await
+    .text()
+    .await;
+    let audit = open(&app, &client, "/admin/audit")
         .await
-        .expect("get")
-        .text()
-        .await;
-    let audit = client
-        .get(format!("{}/admin/audit", app.address))
-        .send()
-        .await
-        .expect("get")
         .text()
         .await
         .expect("html");
@@ -324,7 +370,7 @@ async fn admins_upload_paper_surveys_on_the_dashboard_in_their_language() {
                 "file",
                 reqwest::multipart::Part::bytes(csv.as_bytes().to_vec()).file_name("paper.csv"),
             );
-        let url = format!("{}/dashboard/{FORM}/import", app.address);
+        let url = format!("{}/dashboard/{FORM}/import?lang=uk", app.address);
         async move { client.post(url).multipart(form).send().await.expect("post") }
     };
     let admin = browser_like();
@@ -334,11 +380,8 @@ async fn admins_upload_paper_surveys_on_the_dashboard_in_their_language() {
             .status(),
         303
     );
-    let page = admin
-        .get(format!("{}/dashboard/{FORM}?lang=uk", app.address))
-        .send()
+    let page = open(&app, &admin, &format!("/dashboard/{FORM}?lang=uk"))
         .await
-        .expect("get")
         .text()
         .await
         .expect("html");
@@ -346,12 +389,17 @@ async fn admins_upload_paper_surveys_on_the_dashboard_in_their_language() {
         page.contains("Чи маєте ви дітей до 18 років?"),
         "labels in the chosen language"
     );
+    assert!(
+        page.contains("Імпорт паперових анкет")
+            && page.contains("Найбільші та найзначущіші розриви"),
+        "interface words in the chosen language"
+    );
     assert_eq!(upload(admin.clone(), "forged".into()).await.status(), 403);
     let done = upload(admin.clone(), csrf_of(&page)).await;
     assert_eq!(done.status(), 200);
     let body = done.text().await.expect("html");
     assert!(
-        body.contains("1 stored") && body.contains("1 rejected"),
+        body.contains("Збережено: 1") && body.contains("відхилено: 1"),
         "{body}"
     );
     assert!(
@@ -372,11 +420,8 @@ async fn admins_upload_paper_surveys_on_the_dashboard_in_their_language() {
         .status(),
         303
     );
-    let page = planner
-        .get(format!("{}/dashboard/{FORM}", app.address))
-        .send()
+    let page = open(&app, &planner, &format!("/dashboard/{FORM}"))
         .await
-        .expect("get")
         .text()
         .await
         .expect("html");
@@ -386,3 +431,59 @@ async fn admins_upload_paper_surveys_on_the_dashboard_in_their_language() {
     );
     assert_eq!(upload(planner, csrf_of(&page)).await.status(), 403);
 }
+
+/// The dashboard's responses-over-time: every day from the first to the last response
+/// (an even x-axis), and only the chosen cell when one is.
+async fn the_timeline_has_every_day_and_follows_the_cell(app: TestApp) {
+    let form = genderlens::form::load_dir(&crate::helpers::fixtures().join("forms"))
+        .forms
+        .into_iter()
+        .find(|f| f.id == FORM)
+        .expect("form");
+    let mut conn = app.db.get().expect("conn");
+    // Six responses over 30 days: most days have none.
+    genderlens::demo::generate(&mut conn, &form, 6, 3).expect("demo");
+    use genderlens::db::responses::daily_counts;
+    let all = daily_counts(&mut conn, FORM, "female", "male", None).expect("days");
+    let dates: Vec<chrono::NaiveDate> = all.iter().map(|d| d.0.parse().expect("a date")).collect();
+    assert!(all.len() >= 20, "{all:?}");
+    assert!(
+        dates.windows(2).all(|w| (w[1] - w[0]).num_days() == 1),
+        "no day is skipped: {all:?}"
+    );
+    assert!(all.iter().any(|d| d.1 + d.2 == 0));
+    let district = form
+        .disaggregation
+        .by
+        .iter()
+        .position(|d| d == "district")
+        .expect("district is a dimension");
+    let stored: Vec<String> = {
+        use diesel::prelude::*;
+        use genderlens::db::schema::responses;
+        responses::table
+            .filter(responses::sex.eq_any(["female", "male"]))
+            .select(responses::answers)
+            .load(&mut *conn)
+            .expect("answers")
+    };
+    let in_podil = stored
+        .iter()
+        .filter(|a| a.contains("\"district\":\"podilskyi\""))
+        .count() as u64;
+    assert!(
+        in_podil > 0 && in_podil < 6,
+        "a cell, not everyone: {in_podil}"
+    );
+    let podil = daily_counts(
+        &mut conn,
+        FORM,
+        "female",
+        "male",
+        Some((district, "podilskyi")),
+    )
+    .expect("days");
+    assert_eq!(podil.iter().map(|d| d.1 + d.2).sum::<u64>(), in_podil);
+}
+
+crate::on_every_backend!(the_timeline_has_every_day_and_follows_the_cell);

@@ -52,3 +52,102 @@ mail-dashboard = Панель
 mail-exports = Скачать ответы
 mail-unsubscribe = Не присылать эти сводки
 mail-suppressed = Группы меньше { $min } человек не показаны.
+
+## Planners' pages: sign-in, dashboard, import, audit log
+dashboard = Панель
+all-surveys = Все опросы
+sign-in = Войти
+sign-in-email = Электронная почта
+sign-in-password = Пароль
+sign-in-needed = Войдите, чтобы открыть эту страницу.
+sign-in-expired = Срок действия формы истёк; войдите ещё раз.
+sign-in-locked = Слишком много неудачных попыток; попробуйте снова через 15 минут.
+sign-in-wrong = Неверный адрес электронной почты или пароль.
+sign-out = Выйти
+page-forbidden-title = Нет доступа
+page-forbidden-body = У вашей учётной записи нет доступа к этой странице. Его может предоставить администратор.
+page-expired-title = Страница устарела
+page-expired-body = Страница была открыта слишком долго. Обновите её и попробуйте ещё раз.
+page-unavailable-body = База данных сейчас недоступна. Обновите страницу через минуту.
+page-too-large-title = Файл слишком большой
+page-too-large-body = Здесь можно загрузить файлы размером до { $mb } МБ; более крупные импортируйте из командной строки (genderlens import).
+page-bad-request-title = Не удалось прочитать запрос
+page-bad-request-body = Вернитесь назад, проверьте отправленные данные и попробуйте ещё раз.
+dash-list-title = Ваши опросы
+dash-list-caption = Ответы по полу и последний ответ по каждому опросу
+dash-list-empty = Вашей учётной записи пока не открыт ни один опрос. Доступ может предоставить администратор.
+dash-audit-link = Журнал аудита: экспорт и импорт
+col-survey = Опрос
+col-women = Женщины
+col-men = Мужчины
+col-other = Другое / не указано
+col-total = Всего
+col-latest = Последний (UTC)
+dash-summary = { $count ->
+    [one] { $count } ответ
+    [few] { $count } ответа
+   *[other] { $count } ответов
+}: { $by_sex }. Малые группы (меньше { $min } респондентов) скрыты.
+dash-summary-empty = Ответов пока нет.
+dash-break-down = Разбивка по признаку
+dash-whole-sample = — вся выборка —
+dash-cell = Группа
+dash-all-cells = — все группы вместе —
+dash-show = Показать
+dash-downloads = Загрузки
+dash-download-indicators = Показатели (CSV)
+dash-download-csv = Ответы (CSV)
+dash-download-dictionary = словарь данных
+dash-download-xlsx = Ответы (XLSX со словарём)
+import-heading = Импорт бумажных анкет
+import-file = CSV-файл со столбцами экспорта
+import-skip-invalid = Сохранить корректные строки, даже если часть отклонена
+import-button = Импортировать
+dash-gaps = Самые большие и значимые разрывы
+dash-gaps-caption = Разрывы «женщины − мужчины»: сначала значимые (q < { $alpha }), затем по величине
+dash-no-gaps = В этом представлении пока нет разрывов между женщинами и мужчинами, которые можно проверить.
+col-question = Вопрос
+col-answer = Ответ
+col-gap = Разрыв [95% ДИ]
+dash-significant = значимый
+dash-suppressed-note = { $count ->
+    [one] { $count } показатель в этом представлении скрыт
+    [few] { $count } показателя в этом представлении скрыты
+   *[other] { $count } показателей в этом представлении скрыты
+}: в группе меньше { $min } респондентов, или пришлось скрыть и дополняющую ячейку.
+dash-over-time = Ответы во времени
+dash-every-answer = Каждый ответ по полу
+suppressed = скрыто
+mean = среднее
+unit-pp = п. п.
+chart-interval = линии: 95% интервал
+chart-shares = { $question }: доля выбравших каждый вариант
+chart-mean = { $question }: среднее по полу
+chart-timeline = Ответы по дням: женщины (сплошная линия) и мужчины (пунктир)
+chart-timeline-desc = С { $first } по { $last }: женщины — { $female }, мужчины — { $male }; больше всего за день от одного пола — { $max }.
+chart-timeline-empty = Ответов пока нет.
+audit-title = Журнал аудита
+audit-caption = Экспорт, импорт и удаления, сначала новые
+col-when = Когда (UTC)
+col-who = Кто
+col-what = Что
+col-detail = Подробности
+audit-action-export = экспорт
+audit-action-import = импорт
+audit-action-purge = очистка
+audit-action-delete = ответ удалён
+audit-failed = Уведомления, которые не удалось отправить
+audit-failed-none = Нет.
+audit-failed-caption = Сообщения, отправка которых прекращена после последней попытки
+col-queued = В очереди с (UTC)
+col-kind = Тип
+col-to = Кому
+col-attempts = Попытки
+col-last-error = Последняя ошибка
+import-title = Импорт в «{ $title }»
+back-to = Назад к «{ $title }»
+import-summary = Сохранено: { $stored }, уже были: { $present }, отклонено: { $rejected }.
+import-nothing-stored = Ничего не сохранено: исправьте строки ниже или импортируйте только корректные.
+import-rejected-caption = Отклонённые строки
+col-line = Строка
+col-reason = Причина

@@ -53,3 +53,102 @@ mail-dashboard = Панель
 mail-exports = Завантажити відповіді
 mail-unsubscribe = Не надсилати ці підсумки
 mail-suppressed = Групи, менші за { $min } осіб, не показано.
+
+## Planners' pages: sign-in, dashboard, import, audit log
+dashboard = Панель
+all-surveys = Усі опитування
+sign-in = Увійти
+sign-in-email = Електронна пошта
+sign-in-password = Пароль
+sign-in-needed = Увійдіть, щоб переглянути цю сторінку.
+sign-in-expired = Термін дії форми минув; увійдіть ще раз.
+sign-in-locked = Забагато невдалих спроб; спробуйте знову за 15 хвилин.
+sign-in-wrong = Неправильна електронна пошта або пароль.
+sign-out = Вийти
+page-forbidden-title = Немає доступу
+page-forbidden-body = Ваш обліковий запис не має доступу до цієї сторінки. Надати його може адміністратор.
+page-expired-title = Сторінка застаріла
+page-expired-body = Сторінка була відкрита надто довго. Оновіть її та спробуйте ще раз.
+page-unavailable-body = База даних зараз недоступна. Оновіть сторінку за хвилину.
+page-too-large-title = Файл завеликий
+page-too-large-body = Тут можна завантажити файли розміром до { $mb } МБ; більші імпортуйте з командного рядка (genderlens import).
+page-bad-request-title = Не вдалося прочитати запит
+page-bad-request-body = Поверніться назад, перевірте, що надіслали, і спробуйте ще раз.
+dash-list-title = Ваші опитування
+dash-list-caption = Відповіді за статтю та остання відповідь для кожного опитування
+dash-list-empty = Вашому обліковому запису ще не відкрито жодного опитування. Доступ може надати адміністратор.
+dash-audit-link = Журнал аудиту: експорт та імпорт
+col-survey = Опитування
+col-women = Жінки
+col-men = Чоловіки
+col-other = Інше / не вказано
+col-total = Усього
+col-latest = Остання (UTC)
+dash-summary = { $count ->
+    [one] { $count } відповідь
+    [few] { $count } відповіді
+   *[other] { $count } відповідей
+}: { $by_sex }. Малі групи (менше ніж { $min } респондентів) приховано.
+dash-summary-empty = Відповідей поки немає.
+dash-break-down = Розбивка за ознакою
+dash-whole-sample = — уся вибірка —
+dash-cell = Група
+dash-all-cells = — усі групи разом —
+dash-show = Показати
+dash-downloads = Завантаження
+dash-download-indicators = Показники (CSV)
+dash-download-csv = Відповіді (CSV)
+dash-download-dictionary = словник даних
+dash-download-xlsx = Відповіді (XLSX зі словником)
+import-heading = Імпорт паперових анкет
+import-file = CSV-файл зі стовпцями експорту
+import-skip-invalid = Зберегти коректні рядки, навіть якщо деякі відхилено
+import-button = Імпортувати
+dash-gaps = Найбільші та найзначущіші розриви
+dash-gaps-caption = Розриви «жінки − чоловіки»: спершу значущі (q < { $alpha }), далі за величиною
+dash-no-gaps = У цьому поданні ще немає розривів між жінками й чоловіками, які можна перевірити.
+col-question = Запитання
+col-answer = Відповідь
+col-gap = Розрив [95% ДІ]
+dash-significant = значущий
+dash-suppressed-note = { $count ->
+    [one] { $count } показник у цьому поданні приховано
+    [few] { $count } показники в цьому поданні приховано
+   *[other] { $count } показників у цьому поданні приховано
+}: у групі менше ніж { $min } респондентів, або довелося приховати й доповнювальну клітинку.
+dash-over-time = Відповіді в часі
+dash-every-answer = Кожна відповідь за статтю
+suppressed = приховано
+mean = середнє
+unit-pp = в. п.
+chart-interval = лінії: 95% інтервал
+chart-shares = { $question }: частка тих, хто обрав кожен варіант
+chart-mean = { $question }: середнє за статтю
+chart-timeline = Відповіді за день: жінки (суцільна лінія) і чоловіки (пунктир)
+chart-timeline-desc = З { $first } по { $last }: жінки — { $female }, чоловіки — { $male }; найбільше за день від однієї статі — { $max }.
+chart-timeline-empty = Відповідей поки немає.
+audit-title = Журнал аудиту
+audit-caption = Експорт, імпорт і видалення, найновіші спершу
+col-when = Коли (UTC)
+col-who = Хто
+col-what = Що
+col-detail = Подробиці
+audit-action-export = експорт
+audit-action-import = імпорт
+audit-action-purge = очищення
+audit-action-delete = видалено відповідь
+audit-failed = Сповіщення, які не вдалося надіслати
+audit-failed-none = Немає.
+audit-failed-caption = Повідомлення, надсилання яких припинено після останньої спроби
+col-queued = У черзі з (UTC)
+col-kind = Тип
+col-to = Кому
+col-attempts = Спроби
+col-last-error = Остання помилка
+import-title = Імпорт до «{ $title }»
+back-to = Назад до «{ $title }»
+import-summary = Збережено: { $stored }, уже були: { $present }, відхилено: { $rejected }.
+import-nothing-stored = Нічого не збережено: виправте рядки нижче або імпортуйте лише коректні.
+import-rejected-caption = Відхилені рядки
+col-line = Рядок
+col-reason = Причина
