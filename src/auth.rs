@@ -160,7 +160,15 @@ pub fn authenticate_password(
     email: &str,
     password: &str,
 ) -> Result<Option<Account>, AuthError> {
-    let Some(user) = accounts::find_user_by_email(conn, &email.trim().to_lowercase())? else {
+    // No stored email holds a control character (and PostgreSQL refuses a NUL in a
+    // parameter): such an email is an unknown one, without asking the database.
+    let email = email.trim().to_lowercase();
+    let known = if email.chars().any(char::is_control) {
+        None
+    } else {
+        accounts::find_user_by_email(conn, &email)?
+    };
+    let Some(user) = known else {
         // Spend the same time as a real check, so timing does not reveal who exists.
         static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
         let dummy =

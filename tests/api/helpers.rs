@@ -205,3 +205,73 @@ macro_rules! on_every_backend {
         }
     )*};
 }
+
+// ------------------------------------------------------------------ the web as a browser
+
+/// A client that keeps cookies and shows redirects instead of following them.
+pub fn browser_like() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The anti-forgery token of a page's form.
+pub fn csrf_of(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = page
+        .find(marker)
+        .map(|i| i + marker.len())
+        .expect("csrf field");
+    page[start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A user with the test password.
+pub fn add_user(app: &TestApp, email: &str, role: genderlens::auth::Role, grants: &[&str]) {
+    let grants: Vec<String> = grants.iter().map(|g| g.to_string()).collect();
+    genderlens::auth::add_user(
+        &mut app.db.get().expect("conn"),
+        email,
+        role,
+        Some("a long enough password"),
+        &grants,
+    )
+    .expect("user");
+}
+
+pub async fn open(app: &TestApp, client: &reqwest::Client, path: &str) -> reqwest::Response {
+    client
+        .get(format!("{}{path}", app.address))
+        .send()
+        .await
+        .expect("get")
+}
+
+/// Signs in on the web as a browser does: the page's CSRF token, then the form.
+pub async fn sign_in(
+    app: &TestApp,
+    client: &reqwest::Client,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let page = open(app, client, "/login")
+        .await
+        .text()
+        .await
+        .expect("html");
+    client
+        .post(format!("{}/login", app.address))
+        .form(&[
+            ("csrf", csrf_of(&page).as_str()),
+            ("email", email),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .expect("post")
+}

@@ -1,7 +1,7 @@
 //! Running it in production: readiness, Prometheus metrics, and two instances sharing one
 //! PostgreSQL database.
 
-use crate::helpers::{spawn_app, spawn_app_with, Backend};
+use crate::helpers::{add_user, browser_like, sign_in, spawn_app, spawn_app_with, Backend};
 use serde_json::{json, Value};
 
 fn answers(sex: &str, age: u32) -> Value {
@@ -58,14 +58,21 @@ async fn metrics_count_requests_by_route_and_submissions_by_form() {
 
 #[actix_web::test]
 async fn two_instances_share_one_postgres_database() {
-    let Some(first) = spawn_app(Backend::Postgres).await else {
+    // Instances behind one load balancer share the secret key (deploy.md), so a session
+    // signed by one is good on the other: nothing of it is kept in a process.
+    const KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let Some(first) = spawn_app_with(Backend::Postgres, |s| s.secret_key = Some(KEY.into())).await
+    else {
         eprintln!("skipped: set GENDERLENS_TEST_POSTGRES_URL to run two instances on PostgreSQL");
         return;
     };
     let url = first.database_url.clone();
-    let second = spawn_app_with(Backend::Postgres, |s| s.database_url = url)
-        .await
-        .expect("second instance");
+    let second = spawn_app_with(Backend::Postgres, |s| {
+        s.database_url = url;
+        s.secret_key = Some(KEY.into());
+    })
+    .await
+    .expect("second instance");
     // Submissions alternate between the instances, some resent to the other one.
     let mut handles = Vec::new();
     for i in 0..40u32 {
@@ -104,6 +111,37 @@ async fn two_instances_share_one_postgres_database() {
         second.get("/readyz").await.status(),
         200,
         "the second instance found the migrations applied"
+    );
+    // Signed in on the first instance, the browser reads the dashboard from the second
+    // (cookies are per host, not per port).
+    add_user(
+        &first,
+        "admin@example.org",
+        genderlens::auth::Role::Admin,
+        &[],
+    );
+    let browser = browser_like();
+    let signed_in = sign_in(
+        &first,
+        &browser,
+        "admin@example.org",
+        "a long enough password",
+    )
+    .await;
+    assert!(
+        signed_in.status().is_redirection(),
+        "{}",
+        signed_in.status()
+    );
+    let dashboard = browser
+        .get(format!("{}/dashboard/test-survey", second.address))
+        .send()
+        .await
+        .expect("dashboard");
+    assert_eq!(
+        dashboard.status(),
+        200,
+        "the first instance's session on the second"
     );
 }
 

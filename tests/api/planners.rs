@@ -1,74 +1,12 @@
 //! Planners on the web: sign-in with a session cookie, CSRF on every state-changing form,
 //! throttling of failed sign-ins, the dashboard and the admins' audit log.
 
-use crate::helpers::{spawn_app_with, Backend, TestApp};
+use crate::helpers::{
+    add_user, browser_like, csrf_of, open, sign_in, spawn_app_with, Backend, TestApp,
+};
 use genderlens::auth::Role;
 
 const FORM: &str = "test-survey";
-
-fn browser_like() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
-fn csrf_of(page: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = page
-        .find(marker)
-        .map(|i| i + marker.len())
-        .expect("csrf field");
-    page[start..]
-        .split('"')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn add_user(app: &TestApp, email: &str, role: Role, grants: &[&str]) {
-    let grants: Vec<String> = grants.iter().map(|g| g.to_string()).collect();
-    genderlens::auth::add_user(
-        &mut app.db.get().expect("conn"),
-        email,
-        role,
-        Some("a long enough password"),
-        &grants,
-    )
-    .expect("user");
-}
-
-async fn open(app: &TestApp, client: &reqwest::Client, path: &str) -> reqwest::Response {
-    client
-        .get(format!("{}{path}", app.address))
-        .send()
-        .await
-        .expect("get")
-}
-
-async fn sign_in(
-    app: &TestApp,
-    client: &reqwest::Client,
-    email: &str,
-    password: &str,
-) -> reqwest::Response {
-    let page = open(app, client, "/login")
-        .await
-        .text()
-        .await
-        .expect("html");
-    client
-        .post(format!("{}/login", app.address))
-        .form(&[
-            ("csrf", csrf_of(&page).as_str()),
-            ("email", email),
-            ("password", password),
-        ])
-        .send()
-        .await
-        .expect("post")
-}
 
 #[actix_web::test]
 async fn sign_in_session_csrf_and_sign_out() {
