@@ -34,10 +34,16 @@ fn chromedriver() -> Option<PathBuf> {
 }
 
 /// Starts chromedriver and a headless Chromium at phone width; `None` (the test is
-/// skipped, saying why) where Chromium is not installed — `.ci/run` installs it.
+/// skipped, saying why) where Chromium is not installed. `.ci/run` installs it and sets
+/// `GENDERLENS_REQUIRE_BROWSER`, so there a missing browser fails instead of skipping.
 async fn browser(javascript: bool) -> Option<Browser> {
     let Some(driver_path) = chromedriver() else {
-        eprintln!("skipped: chromedriver not installed (apt-get install chromium chromium-driver)");
+        let why = "chromedriver not installed (apt-get install chromium chromium-driver)";
+        assert!(
+            std::env::var_os("GENDERLENS_REQUIRE_BROWSER").is_none(),
+            "{why}, and GENDERLENS_REQUIRE_BROWSER is set"
+        );
+        eprintln!("skipped: {why}");
         return None;
     };
     let port = TcpListener::bind("127.0.0.1:0")
