@@ -100,26 +100,39 @@ pub struct RateLimits {
     enabled: bool,
     pages: PostLimit,
     api: PostLimit,
+    sign_in: PostLimit,
 }
+
+/// Sign-ins per address: a burst, then one every few seconds. The per-email lockout
+/// (session.rs) stops guessing one password; this stops trying many emails.
+const SIGN_IN_BURST: u32 = 20;
+const SECONDS_PER_SIGN_IN: u64 = 3;
 
 impl RateLimits {
     pub fn new(settings: &Settings, catalog: Arc<Catalog>) -> RateLimits {
-        let config = |page: Option<Arc<Catalog>>| {
+        let config = |page: Option<Arc<Catalog>>, period: std::time::Duration, burst: u32| {
             GovernorConfigBuilder::default()
                 .key_extractor(limits::PeerIp {
                     page,
                     trust_forwarded_for: settings.trust_forwarded_for,
                 })
-                .requests_per_second(u64::from(settings.rate_limit_per_second.max(1)))
-                .burst_size(settings.rate_limit_burst.max(1))
+                .period(period)
+                .burst_size(burst.max(1))
                 .methods(vec![Method::POST])
                 .finish()
                 .expect("rate limit settings are positive")
         };
+        let per_post = std::time::Duration::from_secs(1) / settings.rate_limit_per_second.max(1);
+        let burst = settings.rate_limit_burst;
         RateLimits {
             enabled: settings.rate_limit_per_second > 0,
-            pages: config(Some(catalog)),
-            api: config(None),
+            pages: config(Some(catalog.clone()), per_post, burst),
+            api: config(None, per_post, burst),
+            sign_in: config(
+                Some(catalog),
+                std::time::Duration::from_secs(SECONDS_PER_SIGN_IN),
+                SIGN_IN_BURST,
+            ),
         }
     }
 
@@ -171,6 +184,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, limits: &RateLimits) {
     )
     .service(
         private("/login")
+            .wrap(limits.wrap(&limits.sign_in))
             .route(web::get().to(session::login_form))
             .route(web::post().to(session::login)),
     )

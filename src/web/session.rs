@@ -25,6 +25,7 @@ const CSRF_KEY: &str = "csrf";
 /// Failed sign-ins for one email before it is locked out for `LOCKOUT`.
 const MAX_FAILURES: u32 = 5;
 const LOCKOUT: Duration = Duration::from_secs(15 * 60);
+const MAX_TRACKED_EMAILS: usize = 10_000;
 
 pub fn middleware(secret: &[u8], secure: bool) -> SessionMiddleware<CookieSessionStore> {
     // A 64-byte key derived from the secret, whatever its length.
@@ -79,6 +80,11 @@ impl Throttle {
 
     fn fail(&self, email: &str) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        // Emails tried from everywhere must not grow the map without end: lapsed entries
+        // go once it is large (the per-address limit keeps one client from filling it).
+        if failures.len() >= MAX_TRACKED_EMAILS {
+            failures.retain(|_, (_, since)| since.elapsed() < LOCKOUT);
+        }
         let entry = failures
             .entry(email.to_owned())
             .or_insert((0, Instant::now()));

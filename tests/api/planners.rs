@@ -206,6 +206,27 @@ async fn repeated_failed_sign_ins_are_throttled() {
 }
 
 #[actix_web::test]
+async fn one_address_trying_many_emails_is_limited() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.rate_limit_per_second = 5)
+        .await
+        .expect("app");
+    let client = browser_like();
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let email = format!("guess{i}@example.org");
+        statuses.push(
+            sign_in(&app, &client, &email, "a guessed password")
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    // Each sign-in is a GET of the page (not limited) and a POST; the burst is 20 POSTs.
+    assert!(statuses[..20].iter().all(|&s| s == 401), "{statuses:?}");
+    assert!(statuses[20..].contains(&429), "{statuses:?}");
+}
+
+#[actix_web::test]
 async fn admins_see_the_dashboard_gaps_and_the_audit_log() {
     let app = spawn_app_with(Backend::Sqlite, |_| {}).await.expect("app");
     add_user(&app, "admin@example.org", Role::Admin, &[]);
