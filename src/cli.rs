@@ -259,7 +259,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (ExportFormat::Csv, Some(path)) => {
                     let dictionary = path.with_extension("dictionary.csv");
                     crate::export::write_dictionary_csv(
-                        &form,
+                        &crate::export::Layout::load(&mut conn, &form)?,
                         std::fs::File::create(&dictionary)?,
                     )?;
                     crate::export::write_csv(&mut conn, &form, std::fs::File::create(path)?)?
@@ -285,6 +285,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let data = std::fs::File::open(&file)
                 .with_context(|| format!("opening {}", file.display()))?;
             let report = crate::import::import_csv(&mut conn, &form, data, skip_invalid)?;
+            for column in &report.retired_columns {
+                eprintln!(
+                    "{}:1: note: column `{column}` is from an earlier version of the form; its cells are not imported",
+                    file.display()
+                );
+            }
             for r in &report.rejected {
                 println!("{}:{}: {}", file.display(), r.line, r.reason);
             }

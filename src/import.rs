@@ -33,6 +33,9 @@ pub struct ImportReport {
     pub rejected: Vec<Rejected>,
     /// The header is wrong: no row was read, `--skip-invalid` or not.
     pub refused: bool,
+    /// Columns of questions or options that only earlier versions of the form had (an
+    /// export spanning versions): read past, their cells not imported.
+    pub retired_columns: Vec<String>,
 }
 
 impl ImportReport {
@@ -91,12 +94,13 @@ fn check_header(form: &Form, header: &str) -> Result<(), String> {
 fn record_values(
     form: &Form,
     headers: &csv::StringRecord,
+    retired: &[String],
     record: &csv::StringRecord,
 ) -> (HashMap<String, Vec<String>>, Option<String>) {
     let mut values: HashMap<String, Vec<String>> = HashMap::new();
     let mut submission_id = None;
     for (header, cell) in headers.iter().zip(record.iter()) {
-        if cell.trim().is_empty() {
+        if cell.trim().is_empty() || retired.iter().any(|r| r == header) {
             continue;
         }
         if header == "submission_id" {
@@ -151,11 +155,14 @@ pub fn import_csv(
             return Ok(report);
         }
     };
-    report.rejected = headers
-        .iter()
-        .filter_map(|h| check_header(form, h).err())
-        .map(|reason| Rejected { line: 1, reason })
-        .collect();
+    let layout = crate::export::Layout::load(conn, form)?;
+    for header in headers.iter() {
+        match check_header(form, header) {
+            Ok(()) => {}
+            Err(_) if layout.is_retired(header) => report.retired_columns.push(header.to_owned()),
+            Err(reason) => report.rejected.push(Rejected { line: 1, reason }),
+        }
+    }
     if !report.rejected.is_empty() {
         // A wrong header concerns every row: nothing is imported, --skip-invalid or not.
         report.refused = true;
@@ -185,7 +192,8 @@ pub fn import_csv(
             Err(err) => return Err(err.into()),
         };
         let line = record.position().map_or(0, |p| p.line());
-        let (values, submission_id) = record_values(form, &headers, &record);
+        let (values, submission_id) =
+            record_values(form, &headers, &report.retired_columns, &record);
         let (answers, mut errors) = submit::answers_from_text(form, &values);
         let valid = match submit::validate(form, &answers, today) {
             Ok(valid) if errors.is_empty() => Some(valid),

@@ -190,8 +190,14 @@ pub async fn dictionary(
         .get(&path)
         .ok_or_else(|| ApiError::UnknownForm(path.clone()))?;
     viewer.require(&form.id)?;
+    let layout_form = form.clone();
+    let layout = state
+        .db
+        .run_read(move |conn| export::Layout::load(conn, &layout_form))
+        .await
+        .map_err(ApiError::Unavailable)?;
     let mut body = Vec::new();
-    export::write_dictionary_csv(&form, &mut body)?;
+    export::write_dictionary_csv(&layout, &mut body)?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((

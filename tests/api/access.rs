@@ -359,7 +359,7 @@ async fn xlsx_exports_open_with_a_dictionary_sheet() {
     let dict: Vec<Vec<String>> = dictionary.rows().map(text).collect();
     assert_eq!(
         dict[0],
-        ["column", "question", "type", "label_en", "label_uk", "choices"]
+        ["column", "question", "type", "label_en", "label_uk", "choices", "note"]
     );
     assert_eq!(
         dict.len(),
