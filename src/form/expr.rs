@@ -557,11 +557,12 @@ impl Parser {
     }
 }
 
+/// `regex()` matches the whole text, as JavaRosa's `Pattern.matches(re, str)` does. The
+/// pattern is checked on its own first: wrapped, `a)|(b` would become valid.
 fn compile_regex(pattern: &str) -> Option<Regex> {
-    regex::RegexBuilder::new(pattern)
-        .size_limit(1 << 20)
-        .build()
-        .ok()
+    let build = |p: &str| regex::RegexBuilder::new(p).size_limit(1 << 20).build().ok();
+    build(pattern)?;
+    build(&format!(r"\A(?:{pattern})\z"))
 }
 
 impl Expr {
@@ -969,9 +970,25 @@ mod tests {
         );
         // string-length counts characters, not bytes.
         assert_eq!(eval_in("string-length('Київ')", &c), Value::Number(4.0));
-        // regex() finds a match anywhere, as JavaRosa's does; anchors make it whole.
-        assert!(truth("regex('ab12', '[0-9]+')", &c));
-        assert!(!truth("regex('ab12', '^[0-9]+$')", &c));
+        // regex() matches the whole text (JavaRosa: `Pattern.matches`), literal or not.
+        assert!(!truth("regex('ab12', '[0-9]+')", &c));
+        assert!(truth("regex('ab12', '[a-z]+[0-9]+')", &c));
+        assert!(
+            truth("regex('ab12', '^[a-z0-9]+$')", &c),
+            "anchors still work"
+        );
+        assert!(
+            truth("regex('ab', 'a|ab')", &c),
+            "some alternative matches it all"
+        );
+        assert!(!truth(
+            "regex(concat('ab', '12'), concat('[0-9]', '+'))",
+            &c
+        ));
+        assert!(
+            !truth("regex('a', concat('a)|(', 'b'))", &c),
+            "invalid: no match"
+        );
         assert!(truth(
             "selected(${m}, 'b') and count-selected(${m}) = 2",
             &c
@@ -984,6 +1001,93 @@ mod tests {
             .expect_err("typographic quote")
             .message
             .contains("typographic quote"));
+    }
+
+    /// The browser evaluates the same trees with form.js: run it under Node on the same
+    /// answers and compare each result as text. Skipped where Node is not installed.
+    fn assert_form_js_agrees(c: &Ctx, sources: &[&str]) {
+        let json = |v: &Value| match v {
+            Value::Empty => serde_json::Value::Null,
+            Value::Number(n) => serde_json::json!(n),
+            Value::Text(s) => serde_json::json!(s),
+            Value::Bool(b) => serde_json::json!(b),
+            Value::Date(d) => serde_json::json!({ "date": (*d - epoch()).num_days() }),
+            Value::Multi(items) => serde_json::json!(items),
+        };
+        let trees: Vec<Expr> = sources
+            .iter()
+            .map(|src| Expr::parse(src).unwrap_or_else(|e| panic!("{src}: {e}")))
+            .collect();
+        let input = serde_json::json!({
+            "trees": trees,
+            "current": json(&c.current),
+            "values": c.values.iter().map(|(k, v)| (k.clone(), json(v))).collect::<serde_json::Map<_, _>>(),
+        });
+        let script = r#"
+            const engine = require(process.argv[1]);
+            const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
+            const ctx = {
+              current: input.current,
+              value: (q) => (q in input.values ? input.values[q] : null),
+            };
+            console.log(JSON.stringify(input.trees.map((t) => engine.toText(engine.evaluate(t, ctx)))));
+        "#;
+        let child = std::process::Command::new("node")
+            .args(["-e", script])
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/src/web/static/form.js"
+            ))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn();
+        let Ok(mut child) = child else {
+            eprintln!("skipped: node is not installed, form.js is not compared");
+            return;
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            stdin
+                .write_all(input.to_string().as_bytes())
+                .expect("write to node");
+        }
+        let out = child.wait_with_output().expect("node");
+        assert!(
+            out.status.success(),
+            "node: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let browser: Vec<String> = serde_json::from_slice(&out.stdout).expect("node output");
+        for (src, (tree, js)) in sources.iter().zip(trees.iter().zip(&browser)) {
+            assert_eq!(
+                &tree.eval(c).to_text(),
+                js,
+                "{src}: server and form.js differ"
+            );
+        }
+    }
+
+    #[test]
+    fn form_js_agrees_with_the_server() {
+        let mut c = ctx(&[
+            ("empty", Value::Empty),
+            ("t", Value::Text("12.7".into())),
+            ("n", Value::Number(3.0)),
+            ("m", Value::Multi(vec!["a".into(), "b".into()])),
+        ]);
+        c.current = Value::Text("ab12".into());
+        assert_form_js_agrees(
+            &c,
+            &[
+                "regex(., '[0-9]+')",
+                "regex(., '[a-z]+[0-9]+')",
+                "regex(., '^[a-z0-9]+$')",
+                "regex('ab', 'a|ab')",
+                "regex(., concat('[0-9]', '+'))",
+                "regex('a', concat('a)|(', 'b'))",
+                "regex('Київ', '\\p{L}{4}')",
+            ],
+        );
     }
 
     #[test]

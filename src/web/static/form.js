@@ -3,9 +3,6 @@
 // as JSON), with the same XPath rules; the server stays the authority on every answer.
 (function () {
   "use strict";
-  var form = document.getElementById("survey");
-  if (!form) return;
-
   var DAY = 86400000;
   // Values: null (no answer), number, string, boolean, {date: days since 1970}, array (multi).
   function isDate(v) { return v !== null && typeof v === "object" && !Array.isArray(v); }
@@ -72,6 +69,15 @@
     return (y < 0 ? -Math.round(-y) : Math.round(y)) / s;
   }
 
+  // The whole text must match, as in JavaRosa (`Pattern.matches`); the pattern is
+  // checked alone first, since wrapping could make an invalid one valid.
+  function wholeMatch(pattern, text) {
+    try {
+      new RegExp(pattern, "u");
+      return new RegExp("^(?:" + pattern + ")$", "u").test(text);
+    } catch (e) { return false; }
+  }
+
   function call(f, args, ctx) {
     var a = function (i) { return i < args.length ? evaluate(args[i], ctx) : null; };
     var n = function (i) { return toNumber(a(i)); };
@@ -84,7 +90,7 @@
       case "true": return true;
       case "false": return false;
       case "string-length": return Array.from(s(0)).length;
-      case "regex": try { return new RegExp(s(1), "u").test(s(0)); } catch (e) { return false; }
+      case "regex": return wholeMatch(s(1), s(0));
       case "coalesce": var first = a(0); return toText(first) === "" ? a(1) : first;
       case "concat": return args.map(function (_, i) { return s(i); }).join("");
       case "int": return Math.trunc(n(0));
@@ -141,6 +147,15 @@
     }
     return null;
   }
+
+  // Node runs the evaluator alone to compare it with the server's (src/form/expr.rs
+  // tests); a browser has no `module`.
+  if (typeof module === "object" && module.exports) {
+    module.exports = { evaluate: evaluate, toText: toText };
+  }
+  if (typeof document === "undefined") return;
+  var form = document.getElementById("survey");
+  if (!form) return;
 
   function parse(json) { try { return json ? JSON.parse(json) : null; } catch (e) { return null; } }
 
