@@ -689,6 +689,57 @@ fn eval(node: &Node, ctx: &dyn Context) -> Value {
     }
 }
 
+/// JavaRosa's `round(x, places)` (XPathFuncExpr.round): the decimal text of `x` (Java's
+/// `Double.toString`, the shortest text that reads back as `x`) rounded half up for
+/// x ≥ 0 and half down (towards zero) for x < 0, so round(-2.5) = -2 and
+/// round(2.675, 2) = 2.68, although 2.675 is stored as 2.67499….
+fn round(x: f64, places: f64) -> f64 {
+    if !x.is_finite() {
+        return x;
+    }
+    // Java's `intValue()`: truncated, NaN gives 0.
+    let places = places as i32;
+    if !(-30..=30).contains(&places) {
+        return f64::NAN;
+    }
+    let parse = |text: String| text.parse::<f64>().unwrap_or(f64::NAN);
+    if places < 0 {
+        // JavaRosa shifts the decimal point, adds 0.5 and truncates to a `long`.
+        let scaled = parse(format!("{x}e{places}"));
+        let whole = (scaled + 0.5) as i64 as f64;
+        return parse(format!("{whole}e{}", -places));
+    }
+    let text = format!("{}", x.abs());
+    let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+    let places = places as usize;
+    let Some(&next) = frac.as_bytes().get(places) else {
+        return x + 0.0; // nothing to drop; `+ 0.0` turns -0 into 0, as BigDecimal does
+    };
+    let rest_nonzero = frac.bytes().skip(places + 1).any(|b| b != b'0');
+    let up = next > b'5' || (next == b'5' && (x > 0.0 || rest_nonzero));
+    let mut digits: Vec<u8> = int.bytes().chain(frac.bytes().take(places)).collect();
+    if up {
+        let mut carry = true;
+        for d in digits.iter_mut().rev() {
+            if *d == b'9' {
+                *d = b'0';
+            } else {
+                *d += 1;
+                carry = false;
+                break;
+            }
+        }
+        if carry {
+            digits.insert(0, b'1');
+        }
+    }
+    let sign = if x < 0.0 { "-" } else { "" };
+    parse(format!(
+        "{sign}{}e-{places}",
+        String::from_utf8_lossy(&digits)
+    )) + 0.0
+}
+
 fn call(f: Func, args: &[Node], pattern: Option<&Regex>, ctx: &dyn Context) -> Value {
     let arg = |i: usize| args.get(i).map_or(Value::Empty, |a| eval(a, ctx));
     let num = |i: usize| arg(i).to_number();
@@ -728,12 +779,7 @@ fn call(f: Func, args: &[Node], pattern: Option<&Regex>, ctx: &dyn Context) -> V
         }
         Func::Concat => Value::Text((0..args.len()).map(text).collect()),
         Func::Int => Value::Number(num(0).trunc()),
-        Func::Round => {
-            let digits = if args.len() > 1 { num(1) } else { 0.0 };
-            let scale = 10f64.powf(digits.trunc());
-            // f64::round rounds half away from zero, as JavaRosa does.
-            Value::Number((num(0) * scale).round() / scale)
-        }
+        Func::Round => Value::Number(round(num(0), if args.len() > 1 { num(1) } else { 0.0 })),
         Func::Number => Value::Number(num(0)),
         Func::String => Value::Text(text(0)),
         Func::Boolean => Value::Bool(arg(0).to_bool()),
@@ -910,7 +956,7 @@ mod tests {
         assert!(truth("regex(., '^[0-9]{5}$')", &c));
         assert!(truth("string-length(.) = 5", &c));
         assert_eq!(eval_in("round(2.5)", &c), Value::Number(3.0));
-        assert_eq!(eval_in("round(-2.5)", &c), Value::Number(-3.0));
+        assert_eq!(eval_in("round(-2.5)", &c), Value::Number(-2.0));
         assert_eq!(eval_in("round(2.71828, 2)", &c), Value::Number(2.72));
         assert_eq!(eval_in("int(-3.7)", &c), Value::Number(-3.0));
         assert_eq!(
@@ -943,10 +989,30 @@ mod tests {
             ("t", Value::Text("12.7".into())),
             ("m", Value::Multi(vec!["a".into(), "b".into()])),
         ]);
-        // int() truncates toward zero, also for text; round() goes half away from zero.
+        // int() truncates toward zero, also for text; round() rounds the decimal text
+        // half up, and half towards zero below zero (JavaRosa).
         assert_eq!(eval_in("int(${t})", &c), Value::Number(12.0));
         assert_eq!(eval_in("int(-12.7)", &c), Value::Number(-12.0));
-        assert_eq!(eval_in("round(-1.25, 1)", &c), Value::Number(-1.3));
+        for (src, want) in [
+            ("round(-1.25, 1)", -1.2),
+            ("round(2.675, 2)", 2.68),
+            ("round(1.005, 2)", 1.01),
+            ("round(-2.5)", -2.0),
+            ("round(-2.51)", -3.0),
+            ("round(-2.6)", -3.0),
+            ("round(0.5)", 1.0),
+            ("round(9.995, 2)", 10.0),
+            ("round(1234.5678, 2)", 1234.57),
+            ("round(3, 2)", 3.0),
+            ("round(33.33, -1)", 30.0),
+            ("round(1250, -2)", 1300.0),
+            ("round(12.7, 0.9)", 13.0),
+        ] {
+            assert_eq!(eval_in(src, &c), Value::Number(want), "{src}");
+        }
+        assert!(eval_in("round(1, 31)", &c).to_number().is_nan());
+        assert!(eval_in("round(${empty})", &c).to_number().is_nan());
+        assert_eq!(eval_in("round(-0.4)", &c).to_text(), "0");
         // XPath `mod` keeps the sign of the dividend; `div` is floating point.
         assert_eq!(eval_in("-7 mod 3", &c), Value::Number(-1.0));
         assert_eq!(eval_in("7 mod -3", &c), Value::Number(1.0));
@@ -1086,6 +1152,21 @@ mod tests {
                 "regex(., concat('[0-9]', '+'))",
                 "regex('a', concat('a)|(', 'b'))",
                 "regex('Київ', '\\p{L}{4}')",
+                "round(2.5)",
+                "round(-2.5)",
+                "round(-1.25, 1)",
+                "round(2.675, 2)",
+                "round(1.005, 2)",
+                "round(-2.51)",
+                "round(9.995, 2)",
+                "round(0.0000001234, 9) * 1000000000",
+                "round(33.33, -1)",
+                "round(-35, -1)",
+                "round(1250, -2)",
+                "round(${t}, ${n} - 2.5)",
+                "round(1, 31)",
+                "round(${empty})",
+                "round(-0.4)",
             ],
         );
     }

@@ -62,11 +62,43 @@
     return x >= y;
   }
 
+  // The decimal digits of x >= 0 without an exponent ("1e-7" is "0.0000001").
+  function plainDigits(x) {
+    var s = String(x), e = s.indexOf("e");
+    if (e < 0) return s;
+    var mantissa = s.slice(0, e), point = mantissa.indexOf(".");
+    var digits = mantissa.replace(".", "");
+    var at = (point < 0 ? mantissa.length : point) + Number(s.slice(e + 1));
+    if (at <= 0) return "0." + "0".repeat(-at) + digits;
+    if (at >= digits.length) return digits + "0".repeat(at - digits.length);
+    return digits.slice(0, at) + "." + digits.slice(at);
+  }
+
+  // JavaRosa's round(), as the server does it (see `round` in src/form/expr.rs): the
+  // shortest decimal text of x, rounded half up for x >= 0 and half down below zero.
   function round(x, digits) {
-    var s = Math.pow(10, Math.trunc(digits || 0));
-    var y = x * s;
-    // Half away from zero, as the server (and JavaRosa) round.
-    return (y < 0 ? -Math.round(-y) : Math.round(y)) / s;
+    if (!isFinite(x)) return x;
+    var places = isNaN(digits) ? 0 : Math.trunc(digits);
+    if (places > 30 || places < -30) return NaN;
+    var sign = x < 0 ? "-" : "";
+    if (places < 0) {
+      var scaled = Number(sign + plainDigits(Math.abs(x)) + "e" + places);
+      // A Java long: truncated, and saturated at its range.
+      var whole = Math.max(-9223372036854775808, Math.min(9223372036854775807, Math.trunc(scaled + 0.5)));
+      return Number((whole < 0 ? "-" : "") + plainDigits(Math.abs(whole)) + "e" + (-places)) + 0;
+    }
+    var text = plainDigits(Math.abs(x)), dot = text.indexOf(".");
+    var int = dot < 0 ? text : text.slice(0, dot), frac = dot < 0 ? "" : text.slice(dot + 1);
+    if (frac.length <= places) return x + 0;
+    var next = frac.charAt(places), rest = frac.slice(places + 1);
+    var up = next > "5" || (next === "5" && (x > 0 || /[1-9]/.test(rest)));
+    var kept = (int + frac.slice(0, places)).split("");
+    if (up) {
+      var i = kept.length - 1;
+      while (i >= 0 && kept[i] === "9") { kept[i] = "0"; i--; }
+      if (i < 0) kept.unshift("1"); else kept[i] = String(Number(kept[i]) + 1);
+    }
+    return Number(sign + kept.join("") + "e-" + places) + 0;
   }
 
   // The whole text must match, as in JavaRosa (`Pattern.matches`); the pattern is
