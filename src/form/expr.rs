@@ -81,7 +81,7 @@ impl Func {
             "not" => (Not, 1, Some(1)),
             "true" => (True, 0, Some(0)),
             "false" => (False, 0, Some(0)),
-            "string-length" => (StringLength, 1, Some(1)),
+            "string-length" => (StringLength, 0, Some(1)),
             "regex" => (Regex, 2, Some(2)),
             "coalesce" => (Coalesce, 2, Some(2)),
             "concat" => (Concat, 0, None),
@@ -611,6 +611,11 @@ impl Expr {
         fn walk(node: &Node) -> bool {
             match node {
                 Node::Current => true,
+                Node::Call {
+                    f: Func::StringLength,
+                    args,
+                    ..
+                } if args.is_empty() => true,
                 Node::Neg { e } => walk(e),
                 Node::Bin { l, r, .. } => walk(l) || walk(r),
                 Node::Call { args, .. } => args.iter().any(walk),
@@ -634,7 +639,8 @@ fn compare(op: Op, l: &Value, r: &Value) -> bool {
             } else if matches!(l, Value::Bool(_)) || matches!(r, Value::Bool(_)) {
                 l.to_bool() == r.to_bool()
             } else if matches!(l, Value::Number(_)) || matches!(r, Value::Number(_)) {
-                l.to_number() == r.to_number()
+                // JavaRosa (XPathEqExpr): equal within 1e-12, so 0.1 + 0.2 = 0.3.
+                (l.to_number() - r.to_number()).abs() < 1e-12
             } else {
                 l.to_text() == r.to_text()
             };
@@ -760,7 +766,15 @@ fn call(f: Func, args: &[Node], pattern: Option<&Regex>, ctx: &dyn Context) -> V
         Func::Not => Value::Bool(!arg(0).to_bool()),
         Func::True => Value::Bool(true),
         Func::False => Value::Bool(false),
-        Func::StringLength => Value::Number(text(0).chars().count() as f64),
+        // Without an argument, the context node: the answer being checked (JavaRosa).
+        Func::StringLength => {
+            let subject = if args.is_empty() {
+                ctx.current().to_text()
+            } else {
+                text(0)
+            };
+            Value::Number(subject.chars().count() as f64)
+        }
         Func::Regex => {
             let subject = text(0);
             let matched = match pattern {
@@ -771,7 +785,9 @@ fn call(f: Func, args: &[Node], pattern: Option<&Regex>, ctx: &dyn Context) -> V
         }
         Func::Coalesce => {
             let first = arg(0);
-            if first.to_text().is_empty() {
+            // JavaRosa's isNull: the empty string or NaN.
+            let null = matches!(first, Value::Number(n) if n.is_nan());
+            if null || first.to_text().is_empty() {
                 arg(1)
             } else {
                 first
@@ -818,9 +834,12 @@ fn call(f: Func, args: &[Node], pattern: Option<&Regex>, ctx: &dyn Context) -> V
         Func::Floor => Value::Number(num(0).floor()),
         Func::Ceiling => Value::Number(num(0).ceil()),
         Func::Abs => Value::Number(num(0).abs()),
+        // JavaRosa skips arguments that are not numbers (an empty answer) and gives NaN
+        // only when none is. (Its max() starts from Double.MIN_VALUE, the least positive
+        // double, so max(-5, -3) is 4.9e-324 there: a bug not copied.)
         Func::Min | Func::Max => {
-            let values: Vec<f64> = (0..args.len()).map(num).collect();
-            let result = if values.iter().any(|v| v.is_nan()) {
+            let values: Vec<f64> = (0..args.len()).map(num).filter(|v| !v.is_nan()).collect();
+            let result = if values.is_empty() {
                 f64::NAN
             } else if f == Func::Min {
                 values.iter().copied().fold(f64::INFINITY, f64::min)
@@ -972,7 +991,7 @@ mod tests {
             Value::Text("el".into())
         );
         assert_eq!(eval_in("max(1, 5, 3)", &c), Value::Number(5.0));
-        assert!(eval_in("min(1, ${x})", &c).to_number().is_nan());
+        assert_eq!(eval_in("min(1, ${x})", &c), Value::Number(1.0));
         assert_eq!(eval_in("pow(2, 10)", &c), Value::Number(1024.0));
         assert!(truth(
             "starts-with('kyiv', 'ky') and ends-with('kyiv', 'iv') and contains('kyiv', 'yi')",
@@ -1167,8 +1186,58 @@ mod tests {
                 "round(1, 31)",
                 "round(${empty})",
                 "round(-0.4)",
+                "0.1 + 0.2 = 0.3",
+                "0.1 + 0.2 != 0.3",
+                "${t} = 12.7000000000001",
+                "1 = 1.000000001",
+                "${empty} = 0",
+                "coalesce(number(${empty}), 7)",
+                "coalesce(0 div 0, 'x')",
+                "coalesce(${empty}, ${t})",
+                "coalesce(0, 'x')",
+                "min(${empty}, 4, 2)",
+                "max(${empty}, 'a', 4, 2)",
+                "max(-5, -3)",
+                "min(${empty})",
+                "string-length()",
+                "string-length(${t})",
             ],
         );
+    }
+
+    #[test]
+    fn javarosa_equality_coalesce_min_max_and_string_length() {
+        let mut c = ctx(&[("empty", Value::Empty), ("two", Value::Text("2".into()))]);
+        c.current = Value::Text("Київ".into());
+        assert!(truth("0.1 + 0.2 = 0.3", &c), "doubles equal within 1e-12");
+        assert!(!truth("0.1 + 0.2 != 0.3", &c));
+        assert!(truth("${two} = 2.0000000000001", &c));
+        assert!(!truth("1 = 1.000000001", &c));
+        assert!(
+            truth("0.1 + 0.2 > 0.3", &c),
+            "< and > stay exact (XPathCmpExpr)"
+        );
+        assert!(!truth("${empty} = 0", &c), "NaN equals nothing");
+        assert_eq!(
+            eval_in("coalesce(number(${empty}), 7)", &c),
+            Value::Number(7.0)
+        );
+        assert_eq!(
+            eval_in("coalesce(0 div 0, 'x')", &c),
+            Value::Text("x".into())
+        );
+        assert_eq!(eval_in("coalesce(0, 'x')", &c), Value::Number(0.0));
+        assert_eq!(eval_in("min(${empty}, 4, 2)", &c), Value::Number(2.0));
+        assert_eq!(eval_in("max(${empty}, 'a', 4, 2)", &c), Value::Number(4.0));
+        assert_eq!(eval_in("max(-5, -3)", &c), Value::Number(-3.0));
+        assert!(eval_in("max(${empty})", &c).to_number().is_nan());
+        assert_eq!(eval_in("string-length()", &c), Value::Number(4.0));
+        assert!(Expr::parse("string-length() > 3")
+            .expect("parse")
+            .uses_current());
+        assert!(!Expr::parse("string-length('x')")
+            .expect("parse")
+            .uses_current());
     }
 
     #[test]

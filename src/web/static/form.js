@@ -51,7 +51,8 @@
       var eq;
       if (dates) eq = toDays(a) === toDays(b);
       else if (typeof a === "boolean" || typeof b === "boolean") eq = toBool(a) === toBool(b);
-      else if (typeof a === "number" || typeof b === "number") eq = toNumber(a) === toNumber(b);
+      // Within 1e-12, as JavaRosa's XPathEqExpr: 0.1 + 0.2 = 0.3.
+      else if (typeof a === "number" || typeof b === "number") eq = Math.abs(toNumber(a) - toNumber(b)) < 1e-12;
       else eq = toText(a) === toText(b);
       return op === "eq" ? eq : !eq;
     }
@@ -121,9 +122,13 @@
       case "not": return !toBool(a(0));
       case "true": return true;
       case "false": return false;
-      case "string-length": return Array.from(s(0)).length;
+      // Without an argument: the answer being checked (the context node).
+      case "string-length": return Array.from(args.length ? s(0) : toText(ctx.current)).length;
       case "regex": return wholeMatch(s(1), s(0));
-      case "coalesce": var first = a(0); return toText(first) === "" ? a(1) : first;
+      case "coalesce":
+        // JavaRosa's isNull: the empty string or NaN.
+        var first = a(0);
+        return toText(first) === "" || (typeof first === "number" && isNaN(first)) ? a(1) : first;
       case "concat": return args.map(function (_, i) { return s(i); }).join("");
       case "int": return Math.trunc(n(0));
       case "round": return round(n(0), args.length > 1 ? n(1) : 0);
@@ -148,8 +153,9 @@
       case "ceiling": return Math.ceil(n(0));
       case "abs": return Math.abs(n(0));
       case "min": case "max":
-        var xs = args.map(function (_, i) { return n(i); });
-        if (xs.some(isNaN)) return NaN;
+        // Arguments that are not numbers (empty answers) are skipped, as in JavaRosa.
+        var xs = args.map(function (_, i) { return n(i); }).filter(function (x) { return !isNaN(x); });
+        if (!xs.length) return NaN;
         return f === "min" ? Math.min.apply(null, xs) : Math.max.apply(null, xs);
       case "pow": return Math.pow(n(0), n(1));
     }
