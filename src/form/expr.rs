@@ -752,8 +752,11 @@ fn call(f: Func, args: &[Node], pattern: Option<&Regex>, ctx: &dyn Context) -> V
     let text = |i: usize| arg(i).to_text();
     match f {
         Func::Selected => {
-            let wanted = text(1);
-            Value::Bool(arg(0).items().contains(&wanted))
+            let (answer, wanted) = (arg(0), text(1));
+            // A select_one value may contain spaces (pyxform allows it): the whole
+            // answer counts too, as in JavaRosa's `(" " + a + " ").contains(" " + v + " ")`.
+            let whole = !wanted.is_empty() && answer.to_text() == wanted;
+            Value::Bool(whole || answer.items().contains(&wanted))
         }
         Func::CountSelected => Value::Number(arg(0).items().len() as f64),
         Func::If => {
@@ -1041,6 +1044,13 @@ mod tests {
         assert_eq!(eval_in("string-length(${empty})", &c), Value::Number(0.0));
         assert_eq!(eval_in("count-selected(${empty})", &c), Value::Number(0.0));
         assert!(!truth("selected(${empty}, '')", &c));
+        let spaced = ctx(&[("one", Value::Text("public transport".into()))]);
+        assert!(truth("selected(${one}, 'public transport')", &spaced));
+        assert!(
+            truth("selected(${one}, 'public')", &spaced),
+            "as in JavaRosa"
+        );
+        assert!(!truth("selected(${one}, 'transport public')", &spaced));
         assert_eq!(
             eval_in("concat(${empty}, 'x', ${empty})", &c),
             Value::Text("x".into())
@@ -1159,6 +1169,7 @@ mod tests {
             ("t", Value::Text("12.7".into())),
             ("n", Value::Number(3.0)),
             ("m", Value::Multi(vec!["a".into(), "b".into()])),
+            ("spaced", Value::Text("public transport".into())),
         ]);
         c.current = Value::Text("ab12".into());
         assert_form_js_agrees(
@@ -1201,6 +1212,10 @@ mod tests {
                 "min(${empty})",
                 "string-length()",
                 "string-length(${t})",
+                "selected(${spaced}, 'public transport')",
+                "selected(${spaced}, 'public')",
+                "selected(${spaced}, 'transport public')",
+                "selected(${m}, 'b')",
             ],
         );
     }

@@ -329,14 +329,25 @@ fn is_name(s: &str) -> bool {
         && s.len() <= 64
 }
 
-/// A choice value: like a name, but it may start with a digit (`0_4`, `10_mins`), as
-/// XLSForm allows. No spaces: a `select_multiple` answer is the values joined by spaces.
-fn is_choice_value(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-        && !s.starts_with(['-', '.'])
+/// Longest choice value, in characters.
+const MAX_CHOICE_VALUE: usize = 255;
+
+/// What is wrong with a choice value, if anything. pyxform takes any text (`70+`, `24/7`,
+/// `tuberculosis(tb)`, even spaces in a select_one list): pages, URLs and exports escape
+/// what they show. Spaces are refused where a `select_multiple` uses the list (see
+/// `check_question`), since its answer is the values joined by spaces.
+fn choice_value_problem(s: &str) -> Option<String> {
+    if s.trim().is_empty() {
+        Some("a value cannot be empty".into())
+    } else if s.chars().count() > MAX_CHOICE_VALUE {
+        Some(format!("a value has at most {MAX_CHOICE_VALUE} characters"))
+    } else if s.chars().any(char::is_control) {
+        Some("a value cannot contain control characters (tabs, line breaks)".into())
+    } else if s.trim() != s {
+        Some("a value cannot start or end with a space".into())
+    } else {
+        None
+    }
 }
 
 /// What a problem is about, to find where it is written.
@@ -507,14 +518,11 @@ impl Checker<'_> {
             }
             let mut values = HashSet::new();
             for choice in list {
-                if !is_choice_value(&choice.value) {
+                if let Some(problem) = choice_value_problem(&choice.value) {
                     self.error_at_choice(
                         name,
                         &choice.value,
-                        format!(
-                            "choice `{}` in list `{name}`: values use letters, digits, `_`, `-` and `.` only (no spaces)",
-                            choice.value
-                        ),
+                        format!("choice `{}` in list `{name}`: {problem}", choice.value),
                     );
                 }
                 if !values.insert(choice.value.as_str()) {
@@ -754,6 +762,11 @@ impl Checker<'_> {
                             Some(id),
                             format!("select_multiple supports at most {MAX_MULTI_OPTIONS} options"),
                         )
+                    }
+                    Some(options) if kind == QuestionType::SelectMultiple => {
+                        for c in options.iter().filter(|c| c.value.contains(' ')) {
+                            self.error_at_choice(list, &c.value, format!("choice `{}` in list `{list}`: the `select_multiple` `{id}` uses this list, and its answer is the chosen values separated by spaces, so they cannot contain spaces", c.value));
+                        }
                     }
                     Some(_) => {}
                 }
@@ -1160,6 +1173,51 @@ choices:
         assert!(problems
             .iter()
             .any(|p| p.message.contains("must both be choices")));
+    }
+
+    #[test]
+    fn choice_values_are_what_pyxform_accepts() {
+        let with = |values: &[&str], kind: &str| {
+            let list: Vec<String> = values
+                .iter()
+                .map(|v| format!("{{ value: \"{v}\", label: L }}"))
+                .collect();
+            let text = MINIMAL
+                .replace(
+                    "  bands:",
+                    &format!("  other: [ {} ]\n  bands:", list.join(", ")),
+                )
+                .replace(
+                    "  - { id: band,",
+                    &format!(
+                        "  - {{ id: o, type: {kind}, choices: other, label: O }}\n  - {{ id: band,"
+                    ),
+                );
+            load(&text)
+        };
+        let (form, problems) = with(
+            &["70+", "24/7", "tuberculosis(tb)", "public transport"],
+            "select_one",
+        );
+        assert!(form.is_some(), "{problems:?}");
+        let (form, problems) = with(&["70+", "24/7", "tuberculosis(tb)"], "select_multiple");
+        assert!(form.is_some(), "{problems:?}");
+        let (form, problems) = with(&["public transport", "car"], "select_multiple");
+        assert!(form.is_none());
+        let p = problems
+            .iter()
+            .find(|p| p.severity == Severity::Error)
+            .expect("error");
+        assert!(p.message.contains("choice `public transport` in list `other`: the `select_multiple` `o` uses this list"), "{p}");
+        assert!(!p.message.contains("no spaces)"), "{p}");
+        for (bad, why) in [("", "cannot be empty"), ("a\\tb", "control characters")] {
+            let (form, problems) = with(&[bad, "x"], "select_one");
+            assert!(form.is_none(), "{bad:?}");
+            assert!(
+                problems.iter().any(|p| p.message.contains(why)),
+                "{bad:?}: {problems:?}"
+            );
+        }
     }
 
     #[test]

@@ -116,7 +116,10 @@
     var n = function (i) { return toNumber(a(i)); };
     var s = function (i) { return toText(a(i)); };
     switch (f) {
-      case "selected": return items(a(0)).indexOf(s(1)) >= 0;
+      case "selected":
+        // The whole answer counts too: a select_one value may contain spaces.
+        var wanted = s(1);
+        return (wanted !== "" && toText(a(0)) === wanted) || items(a(0)).indexOf(wanted) >= 0;
       case "count-selected": return items(a(0)).length;
       case "if": return toBool(a(0)) ? a(1) : a(2);
       case "not": return !toBool(a(0));
