@@ -184,6 +184,9 @@ const CORPUS: &[(&str, Expect)] = &[
 const NEVER: &[(&str, &str)] = &[
     // `24/7` is a value pyxform accepts.
     ("field/health.xls", "`24/7`"),
+    // A hint only in Chinese is shown in Chinese, with a warning.
+    ("pyxform/flat_xlsform_test.xlsx", "the hint has no text"),
+    ("pyxform/xlsform_spec_test.xlsx", "the hint has no text"),
 ];
 
 #[test]

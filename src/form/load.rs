@@ -402,16 +402,22 @@ impl Checker<'_> {
     }
 
     /// Every declared language should have a translation; a missing one falls back to
-    /// the default language, which must be there.
+    /// the default language, and a missing default to another language's text (only a
+    /// warning, as pyxform's missing-translation check, for labels and hints alike).
     fn check_text(&mut self, text: &Text, languages: &[String], about: Subject, what: &str) {
         let Text::ByLanguage(map) = text else { return };
+        // The text `Text::get` falls back to when the default language has none.
+        let Some(shown) = map.keys().find(|l| text.has(l)) else {
+            self.push_about(Severity::Error, about, format!("{what} is empty"));
+            return;
+        };
         for (i, lang) in languages.iter().enumerate() {
             if !text.has(lang) {
                 if i == 0 {
                     self.push_about(
-                        Severity::Error,
+                        Severity::Warning,
                         about,
-                        format!("{what} has no text in the default language `{lang}`"),
+                        format!("{what} has no text in the default language `{lang}`; the `{shown}` text is shown"),
                     );
                 } else {
                     self.push_about(
@@ -1173,6 +1179,39 @@ choices:
         assert!(problems
             .iter()
             .any(|p| p.message.contains("must both be choices")));
+    }
+
+    #[test]
+    fn a_hint_or_label_only_in_another_language_warns_and_falls_back() {
+        let text = MINIMAL.replace(
+            "label: { en: Age, uk: Вік } }",
+            "label: { uk: Вік }, hint: { uk: Років } }",
+        );
+        let (form, problems) = load(&text);
+        let form = form.unwrap_or_else(|| panic!("{problems:?}"));
+        for what in ["the label", "the hint"] {
+            let p = problems
+                .iter()
+                .find(|p| p.message.starts_with(what))
+                .unwrap_or_else(|| panic!("{what}: {problems:?}"));
+            assert_eq!(p.severity, Severity::Warning, "{p}");
+            assert!(
+                p.message
+                    .contains("default language `en`; the `uk` text is shown"),
+                "{p}"
+            );
+        }
+        let age = form.question("age").expect("age");
+        assert_eq!(age.hint.as_ref().map(|h| h.get("en", "en")), Some("Років"));
+        let text = MINIMAL.replace("label: { en: Age, uk: Вік } }", "label: { en: \" \" } }");
+        let (form, problems) = load(&text);
+        assert!(form.is_none());
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message.contains("the label is empty")),
+            "{problems:?}"
+        );
     }
 
     #[test]
