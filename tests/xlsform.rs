@@ -134,6 +134,7 @@ const CORPUS: &[(&str, Expect)] = &[
         Refused(&[
             "sheet `survey`, row 9: column `video`: media (video) is not supported",
             "sheet `survey`, row 32: type `time` (`time_test`)",
+            "sheet `choices`, row 4: choice `a` of list `a_b`: media (image) are not supported",
             NO_SEX,
         ]),
     ),
@@ -184,6 +185,12 @@ const CORPUS: &[(&str, Expect)] = &[
 const NEVER: &[(&str, &str)] = &[
     // `24/7` is a value pyxform accepts.
     ("field/health.xls", "`24/7`"),
+    // The list's choices have images but no labels: the images are refused, not the list.
+    (
+        "pyxform/flat_xlsform_test.xlsx",
+        "`a_b` is not in sheet `choices`",
+    ),
+    ("pyxform/flat_xlsform_test.xlsx", "`a_b` does not exist"),
     // A hint only in Chinese is shown in Chinese, with a warning.
     ("pyxform/flat_xlsform_test.xlsx", "the hint has no text"),
     ("pyxform/xlsform_spec_test.xlsx", "the hint has no text"),
@@ -873,6 +880,46 @@ fn refusals_name_the_sheet_the_row_and_the_feature() {
         errors.iter().any(|e| e.starts_with("f.xlsx:2: error: sheet `survey`, row 2: cannot tell which choice of the sex question `sex` is female")),
         "{errors:#?}"
     );
+}
+
+#[test]
+fn choices_without_labels_show_their_value_with_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f.xlsx");
+    write_workbook(
+        &path,
+        &[
+            (
+                "survey",
+                &[
+                    &["type", "name", "label"],
+                    &["select_one sex", "sex", "Sex"],
+                    &["select_one a_b", "pick", "Pick"],
+                ],
+            ),
+            (
+                "choices",
+                &[
+                    &["list_name", "name", "label"],
+                    &["sex", "female", "Female"],
+                    &["sex", "male", "Male"],
+                    &["a_b", "a"],
+                    &["a_b", "b"],
+                ],
+            ),
+        ],
+    );
+    let (form, problems) = form::load_file(&path);
+    let form = form.unwrap_or_else(|| panic!("{}", errors(&problems).join("\n")));
+    let labels: Vec<&str> = form.choices["a_b"]
+        .iter()
+        .map(|c| c.label.get("en", "en"))
+        .collect();
+    assert_eq!(labels, ["a", "b"]);
+    assert!(problems.iter().any(|p| p.severity == Severity::Warning
+        && p.to_string().contains(
+            "sheet `choices`, row 4: choice `a` of list `a_b` has no label; its value is shown"
+        )));
 }
 
 /// Cell text a hostile or careless author might write, biased towards XLSForm syntax.

@@ -1250,14 +1250,19 @@ impl Mapper<'_> {
             );
             self.rows.insert("value", &name, CHOICES, row.number);
             self.rows.insert(&list, "", CHOICES, row.number);
-            let Some(label) = row.text("label", default_language) else {
-                self.refuse(
+            // pyxform only warns ("Choices should have a label"): the list stays whole,
+            // so the questions using it are not reported as using a missing list.
+            let label = row.text("label", default_language).unwrap_or_else(|| {
+                self.warn(
                     CHOICES,
                     row.number,
-                    format!("choice `{name}` of list `{list}` has no label"),
+                    format!("choice `{name}` of list `{list}` has no label; its value is shown"),
                 );
-                continue;
-            };
+                Text::ByLanguage(BTreeMap::from([(
+                    default_language.to_owned(),
+                    name.clone(),
+                )]))
+            });
             lists
                 .entry(list)
                 .or_default()
