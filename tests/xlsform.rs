@@ -135,6 +135,7 @@ const CORPUS: &[(&str, Expect)] = &[
             "sheet `survey`, row 9: column `video`: media (video) is not supported",
             "sheet `survey`, row 32: type `time` (`time_test`)",
             "sheet `choices`, row 4: choice `a` of list `a_b`: media (image) are not supported",
+            "sheet `settings`, row 2: column `public_key`: ODK encrypts responses",
             NO_SEX,
         ]),
     ),
@@ -920,6 +921,109 @@ fn choices_without_labels_show_their_value_with_a_warning() {
         && p.to_string().contains(
             "sheet `choices`, row 4: choice `a` of list `a_b` has no label; its value is shown"
         )));
+}
+
+#[test]
+fn settings_columns_genderlens_does_not_read_are_named_or_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let survey: &[&[&str]] = &[
+        &["type", "name", "label"],
+        &["select_one sex", "sex", "Sex"],
+    ];
+    let load = |settings: &[&[&str]]| {
+        let path = dir.path().join("f.xlsx");
+        write_workbook(
+            &path,
+            &[
+                ("survey", survey),
+                ("choices", SEX_CHOICES),
+                ("settings", settings),
+            ],
+        );
+        let (form, problems) = form::load_file(&path);
+        let shown: Vec<(Severity, String)> = problems
+            .iter()
+            .map(|p| {
+                (
+                    p.severity,
+                    p.to_string().replace(&path.display().to_string(), "f.xlsx"),
+                )
+            })
+            .collect();
+        (form, shown)
+    };
+    let (form, problems) = load(&[
+        &[
+            "form_id",
+            "version",
+            "form_title",
+            "submission_url",
+            "instance_name",
+            "allow_choice_duplicates",
+            "add_none_option",
+            "flat",
+            "title_uk",
+        ],
+        &[
+            "f",
+            "1",
+            "F",
+            "https://example.org/submission",
+            "concat('a', 'b')",
+            "yes",
+            "no",
+            "yes",
+            "Ф",
+        ],
+    ]);
+    assert!(form.is_some(), "{problems:#?}");
+    for (column, why) in [
+        (
+            "submission_url",
+            "responses are sent to this genderlens server",
+        ),
+        ("instance_name", "genderlens names each response by its id"),
+        ("allow_choice_duplicates", "refused anyway"),
+        ("flat", "genderlens does not use it"),
+    ] {
+        let want =
+            format!("f.xlsx:2: warning: sheet `settings`, row 2: column `{column}` is ignored: ");
+        assert!(
+            problems
+                .iter()
+                .any(|(s, p)| *s == Severity::Warning && p.starts_with(&want) && p.contains(why)),
+            "{want:?} {why:?} not in {problems:#?}"
+        );
+    }
+    assert!(
+        !problems
+            .iter()
+            .any(|(_, p)| p.contains("add_none_option") || p.contains("title_uk")),
+        "{problems:#?}"
+    );
+    assert!(
+        !problems.iter().any(|(s, _)| *s == Severity::Error),
+        "{problems:#?}"
+    );
+
+    let (form, problems) = load(&[
+        &[
+            "form_id",
+            "version",
+            "public_key",
+            "add_none_option",
+            "disaggregate-by",
+        ],
+        &["f", "1", "MIIBIjANBg", "=TRUE()", "age"],
+    ]);
+    assert!(form.is_none(), "{problems:#?}");
+    for want in [
+        "sheet `settings`, row 2: column `public_key`: ODK encrypts responses with this public key",
+        "sheet `settings`, row 2: column `add_none_option`: pyxform adds a choice `none`",
+        "sheet `settings`, row 2: column `disaggregate-by` is not a setting; write `disaggregate_by`",
+    ] {
+        assert!(problems.iter().any(|(s, p)| *s == Severity::Error && p.contains(want)), "{want:?} not in {problems:#?}");
+    }
 }
 
 /// Cell text a hostile or careless author might write, biased towards XLSForm syntax.

@@ -665,6 +665,58 @@ impl RowView<'_> {
     }
 }
 
+/// Settings columns genderlens reads (besides `title_<code>` and `description_<code>`).
+const SETTINGS_COLUMNS: &[&str] = &[
+    "form_id",
+    "version",
+    "form_title",
+    "description",
+    "default_language",
+    "owners",
+    "status",
+    "opens_at",
+    "closes_at",
+    "public_indicators",
+    "notify_language",
+    "notify_digest_minutes",
+    "notify_milestones",
+    "retention_days",
+    "weight",
+    "disaggregate_by",
+    "sex_question",
+    "sex_female",
+    "sex_male",
+];
+
+/// ODK settings that do not change what residents are asked or what is stored here:
+/// ignored with a warning saying why.
+const IGNORED_SETTINGS: &[(&str, &str)] = &[
+    (
+        "submission_url",
+        "responses are sent to this genderlens server, not to that address",
+    ),
+    ("instance_name", "genderlens names each response by its id"),
+    // Load checks refuse a value written twice in one list anyway: an answer must name
+    // one choice, so allowing duplicates cannot change what is accepted.
+    (
+        "allow_choice_duplicates",
+        "a value written twice in one list is refused anyway",
+    ),
+    ("style", "it only changes how Enketo lays the form out"),
+    (
+        "omit_instanceid",
+        "genderlens gives every response its own id",
+    ),
+    ("clean_text_values", "genderlens trims the cells it reads"),
+    ("auto_send", "it only changes when ODK Collect sends"),
+    (
+        "auto_delete",
+        "it only changes what ODK Collect keeps on the device",
+    ),
+    ("namespaces", "it only names XML namespaces of ODK's XForm"),
+    ("name", "it only names the root element of ODK's XForm"),
+];
+
 /// Survey columns genderlens reads.
 const SURVEY_COLUMNS: &[&str] = &[
     "type",
@@ -872,6 +924,7 @@ impl Mapper<'_> {
         for key in settings_map.keys() {
             self.rows.insert_opt("setting", key, SETTINGS, settings_row);
         }
+        self.check_settings_columns(&settings_map, settings_row);
 
         let mut sheets = vec![survey];
         sheets.extend(choices);
@@ -1074,6 +1127,62 @@ impl Mapper<'_> {
             questions: reader.top,
             choices: reader.choices,
         })
+    }
+
+    /// Settings columns genderlens does not read: a warning when dropping them keeps the
+    /// form's meaning, a refusal when it would not.
+    fn check_settings_columns(&mut self, settings: &HashMap<String, Data>, row: Option<usize>) {
+        let mut keys: Vec<(&String, String)> = settings
+            .iter()
+            .filter_map(|(k, cell)| Some((k, cell_text(cell)?)))
+            .collect();
+        keys.sort();
+        for (key, value) in keys {
+            let translated = ["title_", "description_"]
+                .iter()
+                .any(|p| key.strip_prefix(p).is_some_and(is_language_code));
+            if SETTINGS_COLUMNS.contains(&key.as_str()) || translated {
+                continue;
+            }
+            let column = format!("column `{key}`");
+            // `=FALSE()` is how a spreadsheet writes a formula's false.
+            let off = truthy(value.trim_start_matches('=')) == Some(false);
+            let refusal = match key.as_str() {
+                // ODK encrypts each response with this key so that only its holder can
+                // read them; here planners read stored answers, so they would not be.
+                "public_key" => Some("ODK encrypts responses with this public key; genderlens stores them unencrypted for planners to read, so the form would not keep that promise: remove the column to accept this".to_owned()),
+                // pyxform adds a `None` choice to every select_multiple: other answers.
+                "add_none_option" if !off => Some("pyxform adds a choice `none` to every `select_multiple`, which genderlens does not; add the choice to the lists in sheet `choices` instead".to_owned()),
+                "add_none_option" => continue,
+                _ => None,
+            };
+            if let Some(why) = refusal {
+                self.notice(Severity::Error, SETTINGS, row, format!("{column}: {why}"));
+                continue;
+            }
+            // A misspelt genderlens setting (`disaggregate-by`) was meant to change the
+            // form: dropping it silently would not give what the author asked for.
+            let spelled = key.replace(['-', ' ', '.'], "_");
+            if let Some(meant) = SETTINGS_COLUMNS.iter().find(|k| **k == spelled) {
+                self.notice(
+                    Severity::Error,
+                    SETTINGS,
+                    row,
+                    format!("{column} is not a setting; write `{meant}`"),
+                );
+                continue;
+            }
+            let why = IGNORED_SETTINGS
+                .iter()
+                .find(|(k, _)| *k == key.as_str())
+                .map_or("genderlens does not use it", |(_, why)| why);
+            self.notice(
+                Severity::Warning,
+                SETTINGS,
+                row,
+                format!("{column} is ignored: {why}"),
+            );
+        }
     }
 
     fn flag(&mut self, value: Option<String>, key: &str, row: Option<usize>) -> bool {
