@@ -1396,8 +1396,10 @@ impl Mapper<'_> {
             return;
         }
         let mut warned: Vec<String> = Vec::new();
-        // Depth of a refused repeat being skipped: its rows belong to the repeat.
+        // Depth of a refused repeat being skipped (its rows belong to the repeat), and
+        // the row it begins on.
         let mut skipping = 0usize;
+        let mut repeat_row = 0usize;
         for (number, cells) in &sheet.rows {
             let row = RowView {
                 columns: &columns,
@@ -1459,6 +1461,7 @@ impl Mapper<'_> {
                 RowType::BeginRepeat(what) => {
                     self.refuse(SURVEY, row.number, format!("`{what}` {} is not supported: genderlens keeps one answer per question and respondent; ask the repeated questions a fixed number of times or in a separate form", name.map(|n| format!("`{n}`")).unwrap_or_default()));
                     skipping = 1;
+                    repeat_row = row.number;
                 }
                 RowType::EndRepeat => self.refuse(SURVEY, row.number, "`end repeat` without a `begin repeat`".into()),
                 RowType::Metadata => self.warn(SURVEY, row.number, format!("`{raw_type}` is device metadata that genderlens does not collect; the row is ignored")),
@@ -1530,19 +1533,22 @@ impl Mapper<'_> {
                 }
             }
         }
+        let last = sheet.rows.last().map_or(sheet.header_row, |(n, _)| *n);
         if skipping > 0 {
-            self.notice(
-                Severity::Error,
+            self.refuse(
                 SURVEY,
-                None,
-                "a `begin repeat` has no `end repeat`".into(),
+                repeat_row,
+                format!("this `begin repeat` has no `end repeat` (the sheet ends at row {last})"),
             );
         }
         while let Some((group, begun)) = r.open.pop() {
             self.refuse(
                 SURVEY,
                 begun,
-                format!("group `{}` has no `end group`", group.id),
+                format!(
+                    "group `{}` has no `end group` (the sheet ends at row {last})",
+                    group.id
+                ),
             );
             r.add(group, begun);
         }
