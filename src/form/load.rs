@@ -276,7 +276,52 @@ pub fn to_yaml(file: &FormFile) -> Result<String, serde_norway::Error> {
     }
     let mut value = serde_norway::to_value(file)?;
     prune(&mut value, true);
-    serde_norway::to_string(&value)
+    let plain = serde_norway::to_string(&value)?;
+    // serde_norway writes YAML 1.2, where `yes`, `no`, `on`, `1:30` or `2024-03-01` are
+    // strings; YAML 1.1 tools (PyYAML, older Ruby) read them as booleans, numbers or
+    // dates. Such scalars are marked, written, and the marks turned into quotes.
+    let (open, close) = ('\u{E000}', '\u{E001}');
+    let mut marked = value.clone();
+    mark_yaml11(&mut marked, open, close);
+    let text = serde_norway::to_string(&marked)?;
+    let quoted = regex::Regex::new(&format!("{open}([^{close}\n]*){close}"))
+        .map(|re| re.replace_all(&text, "'$1'").into_owned());
+    // Kept only if it reads back to the same document (e.g. no text held a mark).
+    Ok(match quoted {
+        Ok(q) if serde_norway::from_str::<Value>(&q).is_ok_and(|v| v == value) => q,
+        _ => plain,
+    })
+}
+
+/// Wraps every string (key or value) that YAML 1.1 reads as something else in marks.
+fn mark_yaml11(value: &mut serde_norway::Value, open: char, close: char) {
+    use serde_norway::Value;
+    let re = regex::Regex::new(concat!(
+        r"^(?:[yYnN]|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF|true|True|TRUE|false|False|FALSE",
+        r"|~|null|Null|NULL|=|\.(?:nan|NaN|NAN)|[-+]?\.(?:inf|Inf|INF)",
+        r"|[-+]?(?:0b[01_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*(?::[0-5]?[0-9])*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?)",
+        r"|[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?",
+        r"|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?",
+        r"(?:[ \t]*(?:Z|[-+][0-9]{1,2}(?::[0-9]{2})?))?)?)$"
+    ));
+    let Ok(re) = re else { return };
+    fn walk(v: &mut Value, re: &regex::Regex, open: char, close: char) {
+        let mark = |s: &str| format!("{open}{s}{close}");
+        match v {
+            Value::String(s) if re.is_match(s) => *s = mark(s),
+            Value::Sequence(items) => items.iter_mut().for_each(|i| walk(i, re, open, close)),
+            Value::Mapping(map) => {
+                let entries = std::mem::take(map);
+                for (mut k, mut inner) in entries {
+                    walk(&mut k, re, open, close);
+                    walk(&mut inner, re, open, close);
+                    map.insert(k, inner);
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(value, &re, open, close);
 }
 
 /// Checks a form file however it was read; `source` points problems at lines or rows.
@@ -1257,6 +1302,38 @@ choices:
                 "{bad:?}: {problems:?}"
             );
         }
+    }
+
+    #[test]
+    fn yaml_quotes_what_yaml_1_1_would_misread() {
+        let text = MINIMAL
+            .replace(
+                "{ value: young, label: Young }",
+                "{ value: \"yes\", label: \"on\" }",
+            )
+            .replace(
+                "{ value: old, label: Old }",
+                "{ value: \"no\", label: \"10:30\" }",
+            )
+            .replace("'young', 'old'", "'yes', 'no'");
+        let (form, problems) = load(&text);
+        let form = form.unwrap_or_else(|| panic!("{problems:?}"));
+        let yaml = to_yaml(&form.source).expect("yaml");
+        for quoted in [
+            "value: 'yes'",
+            "value: 'no'",
+            "label: 'on'",
+            "label: '10:30'",
+        ] {
+            assert!(yaml.contains(quoted), "{quoted} in:\n{yaml}");
+        }
+        assert!(!yaml.contains('\u{E000}'));
+        let (back, problems) = load(&yaml);
+        let back = back.unwrap_or_else(|| panic!("{problems:?}"));
+        assert_eq!(
+            serde_json::to_value(&back.source).ok(),
+            serde_json::to_value(&form.source).ok()
+        );
     }
 
     #[test]
