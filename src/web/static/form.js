@@ -271,7 +271,9 @@
     ctx.current = value;
     var ok = toBool(evaluate(expr, ctx));
     ctx.current = null;
-    setError(box, ok ? "" : box.getAttribute("data-message") || "");
+    // Without a constraint_message the page's default (error-constraint), since an
+    // empty message would clear the error instead of showing it.
+    setError(box, ok ? "" : box.getAttribute("data-message") || form.getAttribute("data-constraint-default") || "");
   }
 
   form.addEventListener("input", refresh);
