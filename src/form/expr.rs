@@ -81,7 +81,7 @@ impl Func {
             "not" => (Not, 1, Some(1)),
             "true" => (True, 0, Some(0)),
             "false" => (False, 0, Some(0)),
-            "string-length" => (StringLength, 1, Some(1)),
+            "string-length" => (StringLength, 0, Some(1)),
             "regex" => (Regex, 2, Some(2)),
             "coalesce" => (Coalesce, 2, Some(2)),
             "concat" => (Concat, 0, None),
@@ -557,11 +557,12 @@ impl Parser {
     }
 }
 
+/// `regex()` matches the whole text, as JavaRosa's `Pattern.matches(re, str)` does. The
+/// pattern is checked on its own first: wrapped, `a)|(b` would become valid.
 fn compile_regex(pattern: &str) -> Option<Regex> {
-    regex::RegexBuilder::new(pattern)
-        .size_limit(1 << 20)
-        .build()
-        .ok()
+    let build = |p: &str| regex::RegexBuilder::new(p).size_limit(1 << 20).build().ok();
+    build(pattern)?;
+    build(&format!(r"\A(?:{pattern})\z"))
 }
 
 impl Expr {
@@ -610,6 +611,11 @@ impl Expr {
         fn walk(node: &Node) -> bool {
             match node {
                 Node::Current => true,
+                Node::Call {
+                    f: Func::StringLength,
+                    args,
+                    ..
+                } if args.is_empty() => true,
                 Node::Neg { e } => walk(e),
                 Node::Bin { l, r, .. } => walk(l) || walk(r),
                 Node::Call { args, .. } => args.iter().any(walk),
@@ -655,7 +661,8 @@ fn compare(op: Op, l: &Value, r: &Value) -> bool {
             } else if matches!(l, Value::Bool(_)) || matches!(r, Value::Bool(_)) {
                 l.to_bool() == r.to_bool()
             } else if matches!(l, Value::Number(_)) || matches!(r, Value::Number(_)) {
-                l.to_number() == r.to_number()
+                // JavaRosa (XPathEqExpr): equal within 1e-12, so 0.1 + 0.2 = 0.3.
+                (l.to_number() - r.to_number()).abs() < 1e-12
             } else {
                 l.to_text() == r.to_text()
             };
@@ -710,14 +717,68 @@ fn eval(node: &Node, ctx: &dyn Context) -> Value {
     }
 }
 
+/// JavaRosa's `round(x, places)` (XPathFuncExpr.round): the decimal text of `x` (Java's
+/// `Double.toString`, the shortest text that reads back as `x`) rounded half up for
+/// x ≥ 0 and half down (towards zero) for x < 0, so round(-2.5) = -2 and
+/// round(2.675, 2) = 2.68, although 2.675 is stored as 2.67499….
+fn round(x: f64, places: f64) -> f64 {
+    if !x.is_finite() {
+        return x;
+    }
+    // Java's `intValue()`: truncated, NaN gives 0.
+    let places = places as i32;
+    if !(-30..=30).contains(&places) {
+        return f64::NAN;
+    }
+    let parse = |text: String| text.parse::<f64>().unwrap_or(f64::NAN);
+    if places < 0 {
+        // JavaRosa shifts the decimal point, adds 0.5 and truncates to a `long`.
+        let scaled = parse(format!("{x}e{places}"));
+        let whole = (scaled + 0.5) as i64 as f64;
+        return parse(format!("{whole}e{}", -places));
+    }
+    let text = format!("{}", x.abs());
+    let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+    let places = places as usize;
+    let Some(&next) = frac.as_bytes().get(places) else {
+        return x + 0.0; // nothing to drop; `+ 0.0` turns -0 into 0, as BigDecimal does
+    };
+    let rest_nonzero = frac.bytes().skip(places + 1).any(|b| b != b'0');
+    let up = next > b'5' || (next == b'5' && (x > 0.0 || rest_nonzero));
+    let mut digits: Vec<u8> = int.bytes().chain(frac.bytes().take(places)).collect();
+    if up {
+        let mut carry = true;
+        for d in digits.iter_mut().rev() {
+            if *d == b'9' {
+                *d = b'0';
+            } else {
+                *d += 1;
+                carry = false;
+                break;
+            }
+        }
+        if carry {
+            digits.insert(0, b'1');
+        }
+    }
+    let sign = if x < 0.0 { "-" } else { "" };
+    parse(format!(
+        "{sign}{}e-{places}",
+        String::from_utf8_lossy(&digits)
+    )) + 0.0
+}
+
 fn call(f: Func, args: &[Node], pattern: Option<&Regex>, ctx: &dyn Context) -> Value {
     let arg = |i: usize| args.get(i).map_or(Value::Empty, |a| eval(a, ctx));
     let num = |i: usize| arg(i).to_number();
     let text = |i: usize| arg(i).to_text();
     match f {
         Func::Selected => {
-            let wanted = text(1);
-            Value::Bool(arg(0).items().contains(&wanted))
+            let (answer, wanted) = (arg(0), text(1));
+            // A select_one value may contain spaces (pyxform allows it): the whole
+            // answer counts too, as in JavaRosa's `(" " + a + " ").contains(" " + v + " ")`.
+            let whole = !wanted.is_empty() && answer.to_text() == wanted;
+            Value::Bool(whole || answer.items().contains(&wanted))
         }
         Func::CountSelected => Value::Number(arg(0).items().len() as f64),
         Func::If => {
@@ -730,7 +791,15 @@ fn call(f: Func, args: &[Node], pattern: Option<&Regex>, ctx: &dyn Context) -> V
         Func::Not => Value::Bool(!arg(0).to_bool()),
         Func::True => Value::Bool(true),
         Func::False => Value::Bool(false),
-        Func::StringLength => Value::Number(text(0).chars().count() as f64),
+        // Without an argument, the context node: the answer being checked (JavaRosa).
+        Func::StringLength => {
+            let subject = if args.is_empty() {
+                ctx.current().to_text()
+            } else {
+                text(0)
+            };
+            Value::Number(subject.chars().count() as f64)
+        }
         Func::Regex => {
             let subject = text(0);
             let matched = match pattern {
@@ -741,7 +810,9 @@ fn call(f: Func, args: &[Node], pattern: Option<&Regex>, ctx: &dyn Context) -> V
         }
         Func::Coalesce => {
             let first = arg(0);
-            if first.to_text().is_empty() {
+            // JavaRosa's isNull: the empty string or NaN.
+            let null = matches!(first, Value::Number(n) if n.is_nan());
+            if null || first.to_text().is_empty() {
                 arg(1)
             } else {
                 first
@@ -749,12 +820,7 @@ fn call(f: Func, args: &[Node], pattern: Option<&Regex>, ctx: &dyn Context) -> V
         }
         Func::Concat => Value::Text((0..args.len()).map(text).collect()),
         Func::Int => Value::Number(num(0).trunc()),
-        Func::Round => {
-            let digits = if args.len() > 1 { num(1) } else { 0.0 };
-            let scale = 10f64.powf(digits.trunc());
-            // f64::round rounds half away from zero, as JavaRosa does.
-            Value::Number((num(0) * scale).round() / scale)
-        }
+        Func::Round => Value::Number(round(num(0), if args.len() > 1 { num(1) } else { 0.0 })),
         Func::Number => Value::Number(num(0)),
         Func::String => Value::Text(text(0)),
         Func::Boolean => Value::Bool(arg(0).to_bool()),
@@ -793,9 +859,12 @@ fn call(f: Func, args: &[Node], pattern: Option<&Regex>, ctx: &dyn Context) -> V
         Func::Floor => Value::Number(num(0).floor()),
         Func::Ceiling => Value::Number(num(0).ceil()),
         Func::Abs => Value::Number(num(0).abs()),
+        // JavaRosa skips arguments that are not numbers (an empty answer) and gives NaN
+        // only when none is. (Its max() starts from Double.MIN_VALUE, the least positive
+        // double, so max(-5, -3) is 4.9e-324 there: a bug not copied.)
         Func::Min | Func::Max => {
-            let values: Vec<f64> = (0..args.len()).map(num).collect();
-            let result = if values.iter().any(|v| v.is_nan()) {
+            let values: Vec<f64> = (0..args.len()).map(num).filter(|v| !v.is_nan()).collect();
+            let result = if values.is_empty() {
                 f64::NAN
             } else if f == Func::Min {
                 values.iter().copied().fold(f64::INFINITY, f64::min)
@@ -931,7 +1000,7 @@ mod tests {
         assert!(truth("regex(., '^[0-9]{5}$')", &c));
         assert!(truth("string-length(.) = 5", &c));
         assert_eq!(eval_in("round(2.5)", &c), Value::Number(3.0));
-        assert_eq!(eval_in("round(-2.5)", &c), Value::Number(-3.0));
+        assert_eq!(eval_in("round(-2.5)", &c), Value::Number(-2.0));
         assert_eq!(eval_in("round(2.71828, 2)", &c), Value::Number(2.72));
         assert_eq!(eval_in("int(-3.7)", &c), Value::Number(-3.0));
         assert_eq!(
@@ -947,7 +1016,7 @@ mod tests {
             Value::Text("el".into())
         );
         assert_eq!(eval_in("max(1, 5, 3)", &c), Value::Number(5.0));
-        assert!(eval_in("min(1, ${x})", &c).to_number().is_nan());
+        assert_eq!(eval_in("min(1, ${x})", &c), Value::Number(1.0));
         assert_eq!(eval_in("pow(2, 10)", &c), Value::Number(1024.0));
         assert!(truth(
             "starts-with('kyiv', 'ky') and ends-with('kyiv', 'iv') and contains('kyiv', 'yi')",
@@ -964,10 +1033,30 @@ mod tests {
             ("t", Value::Text("12.7".into())),
             ("m", Value::Multi(vec!["a".into(), "b".into()])),
         ]);
-        // int() truncates toward zero, also for text; round() goes half away from zero.
+        // int() truncates toward zero, also for text; round() rounds the decimal text
+        // half up, and half towards zero below zero (JavaRosa).
         assert_eq!(eval_in("int(${t})", &c), Value::Number(12.0));
         assert_eq!(eval_in("int(-12.7)", &c), Value::Number(-12.0));
-        assert_eq!(eval_in("round(-1.25, 1)", &c), Value::Number(-1.3));
+        for (src, want) in [
+            ("round(-1.25, 1)", -1.2),
+            ("round(2.675, 2)", 2.68),
+            ("round(1.005, 2)", 1.01),
+            ("round(-2.5)", -2.0),
+            ("round(-2.51)", -3.0),
+            ("round(-2.6)", -3.0),
+            ("round(0.5)", 1.0),
+            ("round(9.995, 2)", 10.0),
+            ("round(1234.5678, 2)", 1234.57),
+            ("round(3, 2)", 3.0),
+            ("round(33.33, -1)", 30.0),
+            ("round(1250, -2)", 1300.0),
+            ("round(12.7, 0.9)", 13.0),
+        ] {
+            assert_eq!(eval_in(src, &c), Value::Number(want), "{src}");
+        }
+        assert!(eval_in("round(1, 31)", &c).to_number().is_nan());
+        assert!(eval_in("round(${empty})", &c).to_number().is_nan());
+        assert_eq!(eval_in("round(-0.4)", &c).to_text(), "0");
         // XPath `mod` keeps the sign of the dividend; `div` is floating point.
         assert_eq!(eval_in("-7 mod 3", &c), Value::Number(-1.0));
         assert_eq!(eval_in("7 mod -3", &c), Value::Number(1.0));
@@ -977,6 +1066,13 @@ mod tests {
         assert_eq!(eval_in("string-length(${empty})", &c), Value::Number(0.0));
         assert_eq!(eval_in("count-selected(${empty})", &c), Value::Number(0.0));
         assert!(!truth("selected(${empty}, '')", &c));
+        let spaced = ctx(&[("one", Value::Text("public transport".into()))]);
+        assert!(truth("selected(${one}, 'public transport')", &spaced));
+        assert!(
+            truth("selected(${one}, 'public')", &spaced),
+            "as in JavaRosa"
+        );
+        assert!(!truth("selected(${one}, 'transport public')", &spaced));
         assert_eq!(
             eval_in("concat(${empty}, 'x', ${empty})", &c),
             Value::Text("x".into())
@@ -991,9 +1087,25 @@ mod tests {
         );
         // string-length counts characters, not bytes.
         assert_eq!(eval_in("string-length('Київ')", &c), Value::Number(4.0));
-        // regex() finds a match anywhere, as JavaRosa's does; anchors make it whole.
-        assert!(truth("regex('ab12', '[0-9]+')", &c));
-        assert!(!truth("regex('ab12', '^[0-9]+$')", &c));
+        // regex() matches the whole text (JavaRosa: `Pattern.matches`), literal or not.
+        assert!(!truth("regex('ab12', '[0-9]+')", &c));
+        assert!(truth("regex('ab12', '[a-z]+[0-9]+')", &c));
+        assert!(
+            truth("regex('ab12', '^[a-z0-9]+$')", &c),
+            "anchors still work"
+        );
+        assert!(
+            truth("regex('ab', 'a|ab')", &c),
+            "some alternative matches it all"
+        );
+        assert!(!truth(
+            "regex(concat('ab', '12'), concat('[0-9]', '+'))",
+            &c
+        ));
+        assert!(
+            !truth("regex('a', concat('a)|(', 'b'))", &c),
+            "invalid: no match"
+        );
         assert!(truth(
             "selected(${m}, 'b') and count-selected(${m}) = 2",
             &c
@@ -1006,6 +1118,163 @@ mod tests {
             .expect_err("typographic quote")
             .message
             .contains("typographic quote"));
+    }
+
+    /// The browser evaluates the same trees with form.js: run it under Node on the same
+    /// answers and compare each result as text. Skipped where Node is not installed.
+    fn assert_form_js_agrees(c: &Ctx, sources: &[&str]) {
+        let json = |v: &Value| match v {
+            Value::Empty => serde_json::Value::Null,
+            Value::Number(n) => serde_json::json!(n),
+            Value::Text(s) => serde_json::json!(s),
+            Value::Bool(b) => serde_json::json!(b),
+            Value::Date(d) => serde_json::json!({ "date": (*d - epoch()).num_days() }),
+            Value::Multi(items) => serde_json::json!(items),
+        };
+        let trees: Vec<Expr> = sources
+            .iter()
+            .map(|src| Expr::parse(src).unwrap_or_else(|e| panic!("{src}: {e}")))
+            .collect();
+        let input = serde_json::json!({
+            "trees": trees,
+            "current": json(&c.current),
+            "values": c.values.iter().map(|(k, v)| (k.clone(), json(v))).collect::<serde_json::Map<_, _>>(),
+        });
+        let script = r#"
+            const engine = require(process.argv[1]);
+            const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
+            const ctx = {
+              current: input.current,
+              value: (q) => (q in input.values ? input.values[q] : null),
+            };
+            console.log(JSON.stringify(input.trees.map((t) => engine.toText(engine.evaluate(t, ctx)))));
+        "#;
+        let child = std::process::Command::new("node")
+            .args(["-e", script])
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/src/web/static/form.js"
+            ))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn();
+        let Ok(mut child) = child else {
+            eprintln!("skipped: node is not installed, form.js is not compared");
+            return;
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            stdin
+                .write_all(input.to_string().as_bytes())
+                .expect("write to node");
+        }
+        let out = child.wait_with_output().expect("node");
+        assert!(
+            out.status.success(),
+            "node: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let browser: Vec<String> = serde_json::from_slice(&out.stdout).expect("node output");
+        for (src, (tree, js)) in sources.iter().zip(trees.iter().zip(&browser)) {
+            assert_eq!(
+                &tree.eval(c).to_text(),
+                js,
+                "{src}: server and form.js differ"
+            );
+        }
+    }
+
+    #[test]
+    fn form_js_agrees_with_the_server() {
+        let mut c = ctx(&[
+            ("empty", Value::Empty),
+            ("t", Value::Text("12.7".into())),
+            ("n", Value::Number(3.0)),
+            ("m", Value::Multi(vec!["a".into(), "b".into()])),
+            ("spaced", Value::Text("public transport".into())),
+        ]);
+        c.current = Value::Text("ab12".into());
+        assert_form_js_agrees(
+            &c,
+            &[
+                "regex(., '[0-9]+')",
+                "regex(., '[a-z]+[0-9]+')",
+                "regex(., '^[a-z0-9]+$')",
+                "regex('ab', 'a|ab')",
+                "regex(., concat('[0-9]', '+'))",
+                "regex('a', concat('a)|(', 'b'))",
+                "regex('Київ', '\\p{L}{4}')",
+                "round(2.5)",
+                "round(-2.5)",
+                "round(-1.25, 1)",
+                "round(2.675, 2)",
+                "round(1.005, 2)",
+                "round(-2.51)",
+                "round(9.995, 2)",
+                "round(0.0000001234, 9) * 1000000000",
+                "round(33.33, -1)",
+                "round(-35, -1)",
+                "round(1250, -2)",
+                "round(${t}, ${n} - 2.5)",
+                "round(1, 31)",
+                "round(${empty})",
+                "round(-0.4)",
+                "0.1 + 0.2 = 0.3",
+                "0.1 + 0.2 != 0.3",
+                "${t} = 12.7000000000001",
+                "1 = 1.000000001",
+                "${empty} = 0",
+                "coalesce(number(${empty}), 7)",
+                "coalesce(0 div 0, 'x')",
+                "coalesce(${empty}, ${t})",
+                "coalesce(0, 'x')",
+                "min(${empty}, 4, 2)",
+                "max(${empty}, 'a', 4, 2)",
+                "max(-5, -3)",
+                "min(${empty})",
+                "string-length()",
+                "string-length(${t})",
+                "selected(${spaced}, 'public transport')",
+                "selected(${spaced}, 'public')",
+                "selected(${spaced}, 'transport public')",
+                "selected(${m}, 'b')",
+            ],
+        );
+    }
+
+    #[test]
+    fn javarosa_equality_coalesce_min_max_and_string_length() {
+        let mut c = ctx(&[("empty", Value::Empty), ("two", Value::Text("2".into()))]);
+        c.current = Value::Text("Київ".into());
+        assert!(truth("0.1 + 0.2 = 0.3", &c), "doubles equal within 1e-12");
+        assert!(!truth("0.1 + 0.2 != 0.3", &c));
+        assert!(truth("${two} = 2.0000000000001", &c));
+        assert!(!truth("1 = 1.000000001", &c));
+        assert!(
+            truth("0.1 + 0.2 > 0.3", &c),
+            "< and > stay exact (XPathCmpExpr)"
+        );
+        assert!(!truth("${empty} = 0", &c), "NaN equals nothing");
+        assert_eq!(
+            eval_in("coalesce(number(${empty}), 7)", &c),
+            Value::Number(7.0)
+        );
+        assert_eq!(
+            eval_in("coalesce(0 div 0, 'x')", &c),
+            Value::Text("x".into())
+        );
+        assert_eq!(eval_in("coalesce(0, 'x')", &c), Value::Number(0.0));
+        assert_eq!(eval_in("min(${empty}, 4, 2)", &c), Value::Number(2.0));
+        assert_eq!(eval_in("max(${empty}, 'a', 4, 2)", &c), Value::Number(4.0));
+        assert_eq!(eval_in("max(-5, -3)", &c), Value::Number(-3.0));
+        assert!(eval_in("max(${empty})", &c).to_number().is_nan());
+        assert_eq!(eval_in("string-length()", &c), Value::Number(4.0));
+        assert!(Expr::parse("string-length() > 3")
+            .expect("parse")
+            .uses_current());
+        assert!(!Expr::parse("string-length('x')")
+            .expect("parse")
+            .uses_current());
     }
 
     #[test]

@@ -276,7 +276,52 @@ pub fn to_yaml(file: &FormFile) -> Result<String, serde_norway::Error> {
     }
     let mut value = serde_norway::to_value(file)?;
     prune(&mut value, true);
-    serde_norway::to_string(&value)
+    let plain = serde_norway::to_string(&value)?;
+    // serde_norway writes YAML 1.2, where `yes`, `no`, `on`, `1:30` or `2024-03-01` are
+    // strings; YAML 1.1 tools (PyYAML, older Ruby) read them as booleans, numbers or
+    // dates. Such scalars are marked, written, and the marks turned into quotes.
+    let (open, close) = ('\u{E000}', '\u{E001}');
+    let mut marked = value.clone();
+    mark_yaml11(&mut marked, open, close);
+    let text = serde_norway::to_string(&marked)?;
+    let quoted = regex::Regex::new(&format!("{open}([^{close}\n]*){close}"))
+        .map(|re| re.replace_all(&text, "'$1'").into_owned());
+    // Kept only if it reads back to the same document (e.g. no text held a mark).
+    Ok(match quoted {
+        Ok(q) if serde_norway::from_str::<Value>(&q).is_ok_and(|v| v == value) => q,
+        _ => plain,
+    })
+}
+
+/// Wraps every string (key or value) that YAML 1.1 reads as something else in marks.
+fn mark_yaml11(value: &mut serde_norway::Value, open: char, close: char) {
+    use serde_norway::Value;
+    let re = regex::Regex::new(concat!(
+        r"^(?:[yYnN]|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF|true|True|TRUE|false|False|FALSE",
+        r"|~|null|Null|NULL|=|\.(?:nan|NaN|NAN)|[-+]?\.(?:inf|Inf|INF)",
+        r"|[-+]?(?:0b[01_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*(?::[0-5]?[0-9])*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?)",
+        r"|[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?",
+        r"|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?",
+        r"(?:[ \t]*(?:Z|[-+][0-9]{1,2}(?::[0-9]{2})?))?)?)$"
+    ));
+    let Ok(re) = re else { return };
+    fn walk(v: &mut Value, re: &regex::Regex, open: char, close: char) {
+        let mark = |s: &str| format!("{open}{s}{close}");
+        match v {
+            Value::String(s) if re.is_match(s) => *s = mark(s),
+            Value::Sequence(items) => items.iter_mut().for_each(|i| walk(i, re, open, close)),
+            Value::Mapping(map) => {
+                let entries = std::mem::take(map);
+                for (mut k, mut inner) in entries {
+                    walk(&mut k, re, open, close);
+                    walk(&mut inner, re, open, close);
+                    map.insert(k, inner);
+                }
+            }
+            _ => {}
+        }
+    }
+    walk(value, &re, open, close);
 }
 
 /// Checks a form file however it was read; `source` points problems at lines or rows.
@@ -329,14 +374,25 @@ fn is_name(s: &str) -> bool {
         && s.len() <= 64
 }
 
-/// A choice value: like a name, but it may start with a digit (`0_4`, `10_mins`), as
-/// XLSForm allows. No spaces: a `select_multiple` answer is the values joined by spaces.
-fn is_choice_value(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
-        && !s.starts_with(['-', '.'])
+/// Longest choice value, in characters.
+const MAX_CHOICE_VALUE: usize = 255;
+
+/// What is wrong with a choice value, if anything. pyxform takes any text (`70+`, `24/7`,
+/// `tuberculosis(tb)`, even spaces in a select_one list): pages, URLs and exports escape
+/// what they show. Spaces are refused where a `select_multiple` uses the list (see
+/// `check_question`), since its answer is the values joined by spaces.
+fn choice_value_problem(s: &str) -> Option<String> {
+    if s.trim().is_empty() {
+        Some("a value cannot be empty".into())
+    } else if s.chars().count() > MAX_CHOICE_VALUE {
+        Some(format!("a value has at most {MAX_CHOICE_VALUE} characters"))
+    } else if s.chars().any(char::is_control) {
+        Some("a value cannot contain control characters (tabs, line breaks)".into())
+    } else if s.trim() != s {
+        Some("a value cannot start or end with a space".into())
+    } else {
+        None
+    }
 }
 
 /// What a problem is about, to find where it is written.
@@ -391,16 +447,22 @@ impl Checker<'_> {
     }
 
     /// Every declared language should have a translation; a missing one falls back to
-    /// the default language, which must be there.
+    /// the default language, and a missing default to another language's text (only a
+    /// warning, as pyxform's missing-translation check, for labels and hints alike).
     fn check_text(&mut self, text: &Text, languages: &[String], about: Subject, what: &str) {
         let Text::ByLanguage(map) = text else { return };
+        // The text `Text::get` falls back to when the default language has none.
+        let Some(shown) = map.keys().find(|l| text.has(l)) else {
+            self.push_about(Severity::Error, about, format!("{what} is empty"));
+            return;
+        };
         for (i, lang) in languages.iter().enumerate() {
             if !text.has(lang) {
                 if i == 0 {
                     self.push_about(
-                        Severity::Error,
+                        Severity::Warning,
                         about,
-                        format!("{what} has no text in the default language `{lang}`"),
+                        format!("{what} has no text in the default language `{lang}`; the `{shown}` text is shown"),
                     );
                 } else {
                     self.push_about(
@@ -507,14 +569,11 @@ impl Checker<'_> {
             }
             let mut values = HashSet::new();
             for choice in list {
-                if !is_choice_value(&choice.value) {
+                if let Some(problem) = choice_value_problem(&choice.value) {
                     self.error_at_choice(
                         name,
                         &choice.value,
-                        format!(
-                            "choice `{}` in list `{name}`: values use letters, digits, `_`, `-` and `.` only (no spaces)",
-                            choice.value
-                        ),
+                        format!("choice `{}` in list `{name}`: {problem}", choice.value),
                     );
                 }
                 if !values.insert(choice.value.as_str()) {
@@ -763,6 +822,11 @@ impl Checker<'_> {
                             Some(id),
                             format!("select_multiple supports at most {MAX_MULTI_OPTIONS} options"),
                         )
+                    }
+                    Some(options) if kind == QuestionType::SelectMultiple => {
+                        for c in options.iter().filter(|c| c.value.contains(' ')) {
+                            self.error_at_choice(list, &c.value, format!("choice `{}` in list `{list}`: the `select_multiple` `{id}` uses this list, and its answer is the chosen values separated by spaces, so they cannot contain spaces", c.value));
+                        }
                     }
                     Some(_) => {}
                 }
@@ -1211,6 +1275,116 @@ choices:
         assert!(problems
             .iter()
             .any(|p| p.message.contains("must both be choices")));
+    }
+
+    #[test]
+    fn a_hint_or_label_only_in_another_language_warns_and_falls_back() {
+        let text = MINIMAL.replace(
+            "label: { en: Age, uk: Вік } }",
+            "label: { uk: Вік }, hint: { uk: Років } }",
+        );
+        let (form, problems) = load(&text);
+        let form = form.unwrap_or_else(|| panic!("{problems:?}"));
+        for what in ["the label", "the hint"] {
+            let p = problems
+                .iter()
+                .find(|p| p.message.starts_with(what))
+                .unwrap_or_else(|| panic!("{what}: {problems:?}"));
+            assert_eq!(p.severity, Severity::Warning, "{p}");
+            assert!(
+                p.message
+                    .contains("default language `en`; the `uk` text is shown"),
+                "{p}"
+            );
+        }
+        let age = form.question("age").expect("age");
+        assert_eq!(age.hint.as_ref().map(|h| h.get("en", "en")), Some("Років"));
+        let text = MINIMAL.replace("label: { en: Age, uk: Вік } }", "label: { en: \" \" } }");
+        let (form, problems) = load(&text);
+        assert!(form.is_none());
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.message.contains("the label is empty")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn choice_values_are_what_pyxform_accepts() {
+        let with = |values: &[&str], kind: &str| {
+            let list: Vec<String> = values
+                .iter()
+                .map(|v| format!("{{ value: \"{v}\", label: L }}"))
+                .collect();
+            let text = MINIMAL
+                .replace(
+                    "  bands:",
+                    &format!("  other: [ {} ]\n  bands:", list.join(", ")),
+                )
+                .replace(
+                    "  - { id: band,",
+                    &format!(
+                        "  - {{ id: o, type: {kind}, choices: other, label: O }}\n  - {{ id: band,"
+                    ),
+                );
+            load(&text)
+        };
+        let (form, problems) = with(
+            &["70+", "24/7", "tuberculosis(tb)", "public transport"],
+            "select_one",
+        );
+        assert!(form.is_some(), "{problems:?}");
+        let (form, problems) = with(&["70+", "24/7", "tuberculosis(tb)"], "select_multiple");
+        assert!(form.is_some(), "{problems:?}");
+        let (form, problems) = with(&["public transport", "car"], "select_multiple");
+        assert!(form.is_none());
+        let p = problems
+            .iter()
+            .find(|p| p.severity == Severity::Error)
+            .expect("error");
+        assert!(p.message.contains("choice `public transport` in list `other`: the `select_multiple` `o` uses this list"), "{p}");
+        assert!(!p.message.contains("no spaces)"), "{p}");
+        for (bad, why) in [("", "cannot be empty"), ("a\\tb", "control characters")] {
+            let (form, problems) = with(&[bad, "x"], "select_one");
+            assert!(form.is_none(), "{bad:?}");
+            assert!(
+                problems.iter().any(|p| p.message.contains(why)),
+                "{bad:?}: {problems:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn yaml_quotes_what_yaml_1_1_would_misread() {
+        let text = MINIMAL
+            .replace(
+                "{ value: young, label: Young }",
+                "{ value: \"yes\", label: \"on\" }",
+            )
+            .replace(
+                "{ value: old, label: Old }",
+                "{ value: \"no\", label: \"10:30\" }",
+            )
+            .replace("'young', 'old'", "'yes', 'no'");
+        let (form, problems) = load(&text);
+        let form = form.unwrap_or_else(|| panic!("{problems:?}"));
+        let yaml = to_yaml(&form.source).expect("yaml");
+        for quoted in [
+            "value: 'yes'",
+            "value: 'no'",
+            "label: 'on'",
+            "label: '10:30'",
+        ] {
+            assert!(yaml.contains(quoted), "{quoted} in:\n{yaml}");
+        }
+        assert!(!yaml.contains('\u{E000}'));
+        let (back, problems) = load(&yaml);
+        let back = back.unwrap_or_else(|| panic!("{problems:?}"));
+        assert_eq!(
+            serde_json::to_value(&back.source).ok(),
+            serde_json::to_value(&form.source).ok()
+        );
     }
 
     #[test]

@@ -15,16 +15,17 @@ pub enum Text {
 }
 
 impl Text {
-    /// The text in `lang`, else in `fallback` (the form's default language), else any.
+    /// The text in `lang`, else in `fallback` (the form's default language), else the
+    /// first language that has one; blank texts count as missing, as in [`Text::has`].
     pub fn get<'a>(&'a self, lang: &str, fallback: &str) -> &'a str {
         match self {
             Text::Plain(s) => s,
-            Text::ByLanguage(map) => map
-                .get(lang)
-                .or_else(|| map.get(fallback))
-                .or_else(|| map.values().next())
-                .map(String::as_str)
-                .unwrap_or(""),
+            Text::ByLanguage(map) => [lang, fallback]
+                .iter()
+                .find(|l| self.has(l))
+                .and_then(|l| map.get(*l))
+                .or_else(|| map.values().find(|t| !t.trim().is_empty()))
+                .map_or("", String::as_str),
         }
     }
 

@@ -665,6 +665,58 @@ impl RowView<'_> {
     }
 }
 
+/// Settings columns genderlens reads (besides `title_<code>` and `description_<code>`).
+const SETTINGS_COLUMNS: &[&str] = &[
+    "form_id",
+    "version",
+    "form_title",
+    "description",
+    "default_language",
+    "owners",
+    "status",
+    "opens_at",
+    "closes_at",
+    "public_indicators",
+    "notify_language",
+    "notify_digest_minutes",
+    "notify_milestones",
+    "retention_days",
+    "weight",
+    "disaggregate_by",
+    "sex_question",
+    "sex_female",
+    "sex_male",
+];
+
+/// ODK settings that do not change what residents are asked or what is stored here:
+/// ignored with a warning saying why.
+const IGNORED_SETTINGS: &[(&str, &str)] = &[
+    (
+        "submission_url",
+        "responses are sent to this genderlens server, not to that address",
+    ),
+    ("instance_name", "genderlens names each response by its id"),
+    // Load checks refuse a value written twice in one list anyway: an answer must name
+    // one choice, so allowing duplicates cannot change what is accepted.
+    (
+        "allow_choice_duplicates",
+        "a value written twice in one list is refused anyway",
+    ),
+    ("style", "it only changes how Enketo lays the form out"),
+    (
+        "omit_instanceid",
+        "genderlens gives every response its own id",
+    ),
+    ("clean_text_values", "genderlens trims the cells it reads"),
+    ("auto_send", "it only changes when ODK Collect sends"),
+    (
+        "auto_delete",
+        "it only changes what ODK Collect keeps on the device",
+    ),
+    ("namespaces", "it only names XML namespaces of ODK's XForm"),
+    ("name", "it only names the root element of ODK's XForm"),
+];
+
 /// Survey columns genderlens reads.
 const SURVEY_COLUMNS: &[&str] = &[
     "type",
@@ -872,6 +924,7 @@ impl Mapper<'_> {
         for key in settings_map.keys() {
             self.rows.insert_opt("setting", key, SETTINGS, settings_row);
         }
+        self.check_settings_columns(&settings_map, settings_row);
 
         let mut sheets = vec![survey];
         sheets.extend(choices);
@@ -1076,6 +1129,62 @@ impl Mapper<'_> {
         })
     }
 
+    /// Settings columns genderlens does not read: a warning when dropping them keeps the
+    /// form's meaning, a refusal when it would not.
+    fn check_settings_columns(&mut self, settings: &HashMap<String, Data>, row: Option<usize>) {
+        let mut keys: Vec<(&String, String)> = settings
+            .iter()
+            .filter_map(|(k, cell)| Some((k, cell_text(cell)?)))
+            .collect();
+        keys.sort();
+        for (key, value) in keys {
+            let translated = ["title_", "description_"]
+                .iter()
+                .any(|p| key.strip_prefix(p).is_some_and(is_language_code));
+            if SETTINGS_COLUMNS.contains(&key.as_str()) || translated {
+                continue;
+            }
+            let column = format!("column `{key}`");
+            // `=FALSE()` is how a spreadsheet writes a formula's false.
+            let off = truthy(value.trim_start_matches('=')) == Some(false);
+            let refusal = match key.as_str() {
+                // ODK encrypts each response with this key so that only its holder can
+                // read them; here planners read stored answers, so they would not be.
+                "public_key" => Some("ODK encrypts responses with this public key; genderlens stores them unencrypted for planners to read, so the form would not keep that promise: remove the column to accept this".to_owned()),
+                // pyxform adds a `None` choice to every select_multiple: other answers.
+                "add_none_option" if !off => Some("pyxform adds a choice `none` to every `select_multiple`, which genderlens does not; add the choice to the lists in sheet `choices` instead".to_owned()),
+                "add_none_option" => continue,
+                _ => None,
+            };
+            if let Some(why) = refusal {
+                self.notice(Severity::Error, SETTINGS, row, format!("{column}: {why}"));
+                continue;
+            }
+            // A misspelt genderlens setting (`disaggregate-by`) was meant to change the
+            // form: dropping it silently would not give what the author asked for.
+            let spelled = key.replace(['-', ' ', '.'], "_");
+            if let Some(meant) = SETTINGS_COLUMNS.iter().find(|k| **k == spelled) {
+                self.notice(
+                    Severity::Error,
+                    SETTINGS,
+                    row,
+                    format!("{column} is not a setting; write `{meant}`"),
+                );
+                continue;
+            }
+            let why = IGNORED_SETTINGS
+                .iter()
+                .find(|(k, _)| *k == key.as_str())
+                .map_or("genderlens does not use it", |(_, why)| why);
+            self.notice(
+                Severity::Warning,
+                SETTINGS,
+                row,
+                format!("{column} is ignored: {why}"),
+            );
+        }
+    }
+
     fn flag(&mut self, value: Option<String>, key: &str, row: Option<usize>) -> bool {
         let value = value.unwrap_or_default();
         truthy(&value).unwrap_or_else(|| {
@@ -1250,14 +1359,19 @@ impl Mapper<'_> {
             );
             self.rows.insert("value", &name, CHOICES, row.number);
             self.rows.insert(&list, "", CHOICES, row.number);
-            let Some(label) = row.text("label", default_language) else {
-                self.refuse(
+            // pyxform only warns ("Choices should have a label"): the list stays whole,
+            // so the questions using it are not reported as using a missing list.
+            let label = row.text("label", default_language).unwrap_or_else(|| {
+                self.warn(
                     CHOICES,
                     row.number,
-                    format!("choice `{name}` of list `{list}` has no label"),
+                    format!("choice `{name}` of list `{list}` has no label; its value is shown"),
                 );
-                continue;
-            };
+                Text::ByLanguage(BTreeMap::from([(
+                    default_language.to_owned(),
+                    name.clone(),
+                )]))
+            });
             lists
                 .entry(list)
                 .or_default()
@@ -1282,8 +1396,10 @@ impl Mapper<'_> {
             return;
         }
         let mut warned: Vec<String> = Vec::new();
-        // Depth of a refused repeat being skipped: its rows belong to the repeat.
+        // Depth of a refused repeat being skipped (its rows belong to the repeat), and
+        // the row it begins on.
         let mut skipping = 0usize;
+        let mut repeat_row = 0usize;
         for (number, cells) in &sheet.rows {
             let row = RowView {
                 columns: &columns,
@@ -1345,6 +1461,7 @@ impl Mapper<'_> {
                 RowType::BeginRepeat(what) => {
                     self.refuse(SURVEY, row.number, format!("`{what}` {} is not supported: genderlens keeps one answer per question and respondent; ask the repeated questions a fixed number of times or in a separate form", name.map(|n| format!("`{n}`")).unwrap_or_default()));
                     skipping = 1;
+                    repeat_row = row.number;
                 }
                 RowType::EndRepeat => self.refuse(SURVEY, row.number, "`end repeat` without a `begin repeat`".into()),
                 RowType::Metadata => self.warn(SURVEY, row.number, format!("`{raw_type}` is device metadata that genderlens does not collect; the row is ignored")),
@@ -1416,19 +1533,22 @@ impl Mapper<'_> {
                 }
             }
         }
+        let last = sheet.rows.last().map_or(sheet.header_row, |(n, _)| *n);
         if skipping > 0 {
-            self.notice(
-                Severity::Error,
+            self.refuse(
                 SURVEY,
-                None,
-                "a `begin repeat` has no `end repeat`".into(),
+                repeat_row,
+                format!("this `begin repeat` has no `end repeat` (the sheet ends at row {last})"),
             );
         }
         while let Some((group, begun)) = r.open.pop() {
             self.refuse(
                 SURVEY,
                 begun,
-                format!("group `{}` has no `end group`", group.id),
+                format!(
+                    "group `{}` has no `end group` (the sheet ends at row {last})",
+                    group.id
+                ),
             );
             r.add(group, begun);
         }

@@ -160,6 +160,9 @@ struct FormPage {
     submit: String,
     choose_all: String,
     honeypot: String,
+    /// What the live check says when a question has no `constraint_message`, as the
+    /// server does.
+    constraint_default: String,
 }
 
 pub(super) fn html(status: StatusCode, body: Result<String, askama::Error>) -> HttpResponse {
@@ -597,6 +600,7 @@ fn render_form(
         submit: c.text(ui, "submit", &[]),
         choose_all: c.text(ui, "choose-all", &[]),
         honeypot: c.text(ui, "honeypot", &[]),
+        constraint_default: c.text(ui, "error-constraint", &[]),
     };
     let status = if submitted.is_some_and(|s| !s.errors.is_empty()) {
         StatusCode::UNPROCESSABLE_ENTITY

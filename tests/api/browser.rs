@@ -285,6 +285,57 @@ async fn with_javascript_skip_logic_errors_and_a_saved_response_in_ukrainian() {
     let _ = b.client.clone().close().await;
 }
 
+/// A constraint without a `constraint_message`, checked whole as ODK's `regex()` does.
+const LIVE_CHECK: &str = r#"
+id: live-check
+version: 1
+title: { en: "Live check", uk: "Перевірка" }
+languages: [uk, en]
+disaggregation:
+  sex: { question: sex, female: female, male: male }
+questions:
+  - { id: sex, type: select_one, choices: sex, required: true, label: { uk: Стать, en: Sex } }
+  - { id: postcode, type: text, constraint: "regex(., '[0-9]{5}')", label: { uk: Індекс, en: Postcode } }
+choices:
+  sex: [ { value: female, label: { uk: Жінка, en: Female } }, { value: male, label: { uk: Чоловік, en: Male } } ]
+"#;
+
+#[actix_web::test]
+async fn a_constraint_without_its_own_message_shows_the_default_one_as_typed() {
+    let Some(b) = browser(true).await else { return };
+    let forms = tempfile::tempdir().expect("tempdir");
+    std::fs::write(forms.path().join("live-check.yaml"), LIVE_CHECK).expect("form");
+    let dir = forms.path().to_path_buf();
+    let app = spawn_app_with(Backend::Sqlite, move |s| s.forms_dir = dir)
+        .await
+        .expect("app");
+    for (lang, message) in [
+        ("uk", "Цю відповідь не можна прийняти."),
+        ("en", "This answer is not accepted."),
+    ] {
+        b.client
+            .goto(&format!("{}/f/live-check?lang={lang}", app.address))
+            .await
+            .expect("open");
+        // Five digits inside a longer text: no match, as regex() matches the whole text.
+        b.type_into("#input-postcode", "ab123456").await;
+        b.click("#sex-female").await;
+        assert!(
+            b.visible("#error-postcode").await,
+            "{lang}: the error shows"
+        );
+        assert_eq!(b.text("#error-postcode").await, message);
+        assert_eq!(
+            b.attr("#input-postcode", "aria-invalid").await.as_deref(),
+            Some("true")
+        );
+        b.type_into("#input-postcode", "01234").await;
+        b.click("#sex-male").await;
+        assert!(!b.visible("#error-postcode").await, "{lang}: cleared");
+    }
+    let _ = b.client.clone().close().await;
+}
+
 #[actix_web::test]
 async fn the_language_switcher_and_the_kazakh_default() {
     let Some(b) = browser(true).await else { return };

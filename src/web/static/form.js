@@ -3,9 +3,6 @@
 // as JSON), with the same XPath rules; the server stays the authority on every answer.
 (function () {
   "use strict";
-  var form = document.getElementById("survey");
-  if (!form) return;
-
   var DAY = 86400000;
   // Values: null (no answer), number, string, boolean, {date: days since 1970}, array (multi).
   function isDate(v) { return v !== null && typeof v === "object" && !Array.isArray(v); }
@@ -54,7 +51,8 @@
       var eq;
       if (dates) eq = toDays(a) === toDays(b);
       else if (typeof a === "boolean" || typeof b === "boolean") eq = toBool(a) === toBool(b);
-      else if (typeof a === "number" || typeof b === "number") eq = toNumber(a) === toNumber(b);
+      // Within 1e-12, as JavaRosa's XPathEqExpr: 0.1 + 0.2 = 0.3.
+      else if (typeof a === "number" || typeof b === "number") eq = Math.abs(toNumber(a) - toNumber(b)) < 1e-12;
       else eq = toText(a) === toText(b);
       return op === "eq" ? eq : !eq;
     }
@@ -65,11 +63,52 @@
     return x >= y;
   }
 
+  // The decimal digits of x >= 0 without an exponent ("1e-7" is "0.0000001").
+  function plainDigits(x) {
+    var s = String(x), e = s.indexOf("e");
+    if (e < 0) return s;
+    var mantissa = s.slice(0, e), point = mantissa.indexOf(".");
+    var digits = mantissa.replace(".", "");
+    var at = (point < 0 ? mantissa.length : point) + Number(s.slice(e + 1));
+    if (at <= 0) return "0." + "0".repeat(-at) + digits;
+    if (at >= digits.length) return digits + "0".repeat(at - digits.length);
+    return digits.slice(0, at) + "." + digits.slice(at);
+  }
+
+  // JavaRosa's round(), as the server does it (see `round` in src/form/expr.rs): the
+  // shortest decimal text of x, rounded half up for x >= 0 and half down below zero.
   function round(x, digits) {
-    var s = Math.pow(10, Math.trunc(digits || 0));
-    var y = x * s;
-    // Half away from zero, as the server (and JavaRosa) round.
-    return (y < 0 ? -Math.round(-y) : Math.round(y)) / s;
+    if (!isFinite(x)) return x;
+    var places = isNaN(digits) ? 0 : Math.trunc(digits);
+    if (places > 30 || places < -30) return NaN;
+    var sign = x < 0 ? "-" : "";
+    if (places < 0) {
+      var scaled = Number(sign + plainDigits(Math.abs(x)) + "e" + places);
+      // A Java long: truncated, and saturated at its range.
+      var whole = Math.max(-9223372036854775808, Math.min(9223372036854775807, Math.trunc(scaled + 0.5)));
+      return Number((whole < 0 ? "-" : "") + plainDigits(Math.abs(whole)) + "e" + (-places)) + 0;
+    }
+    var text = plainDigits(Math.abs(x)), dot = text.indexOf(".");
+    var int = dot < 0 ? text : text.slice(0, dot), frac = dot < 0 ? "" : text.slice(dot + 1);
+    if (frac.length <= places) return x + 0;
+    var next = frac.charAt(places), rest = frac.slice(places + 1);
+    var up = next > "5" || (next === "5" && (x > 0 || /[1-9]/.test(rest)));
+    var kept = (int + frac.slice(0, places)).split("");
+    if (up) {
+      var i = kept.length - 1;
+      while (i >= 0 && kept[i] === "9") { kept[i] = "0"; i--; }
+      if (i < 0) kept.unshift("1"); else kept[i] = String(Number(kept[i]) + 1);
+    }
+    return Number(sign + kept.join("") + "e-" + places) + 0;
+  }
+
+  // The whole text must match, as in JavaRosa (`Pattern.matches`); the pattern is
+  // checked alone first, since wrapping could make an invalid one valid.
+  function wholeMatch(pattern, text) {
+    try {
+      new RegExp(pattern, "u");
+      return new RegExp("^(?:" + pattern + ")$", "u").test(text);
+    } catch (e) { return false; }
   }
 
   function call(f, args, ctx) {
@@ -77,15 +116,22 @@
     var n = function (i) { return toNumber(a(i)); };
     var s = function (i) { return toText(a(i)); };
     switch (f) {
-      case "selected": return items(a(0)).indexOf(s(1)) >= 0;
+      case "selected":
+        // The whole answer counts too: a select_one value may contain spaces.
+        var wanted = s(1);
+        return (wanted !== "" && toText(a(0)) === wanted) || items(a(0)).indexOf(wanted) >= 0;
       case "count-selected": return items(a(0)).length;
       case "if": return toBool(a(0)) ? a(1) : a(2);
       case "not": return !toBool(a(0));
       case "true": return true;
       case "false": return false;
-      case "string-length": return Array.from(s(0)).length;
-      case "regex": try { return new RegExp(s(1), "u").test(s(0)); } catch (e) { return false; }
-      case "coalesce": var first = a(0); return toText(first) === "" ? a(1) : first;
+      // Without an argument: the answer being checked (the context node).
+      case "string-length": return Array.from(args.length ? s(0) : toText(ctx.current)).length;
+      case "regex": return wholeMatch(s(1), s(0));
+      case "coalesce":
+        // JavaRosa's isNull: the empty string or NaN.
+        var first = a(0);
+        return toText(first) === "" || (typeof first === "number" && isNaN(first)) ? a(1) : first;
       case "concat": return args.map(function (_, i) { return s(i); }).join("");
       case "int": return Math.trunc(n(0));
       case "round": return round(n(0), args.length > 1 ? n(1) : 0);
@@ -110,8 +156,9 @@
       case "ceiling": return Math.ceil(n(0));
       case "abs": return Math.abs(n(0));
       case "min": case "max":
-        var xs = args.map(function (_, i) { return n(i); });
-        if (xs.some(isNaN)) return NaN;
+        // Arguments that are not numbers (empty answers) are skipped, as in JavaRosa.
+        var xs = args.map(function (_, i) { return n(i); }).filter(function (x) { return !isNaN(x); });
+        if (!xs.length) return NaN;
         return f === "min" ? Math.min.apply(null, xs) : Math.max.apply(null, xs);
       case "pow": return Math.pow(n(0), n(1));
     }
@@ -141,6 +188,15 @@
     }
     return null;
   }
+
+  // Node runs the evaluator alone to compare it with the server's (src/form/expr.rs
+  // tests); a browser has no `module`.
+  if (typeof module === "object" && module.exports) {
+    module.exports = { evaluate: evaluate, toText: toText };
+  }
+  if (typeof document === "undefined") return;
+  var form = document.getElementById("survey");
+  if (!form) return;
 
   function parse(json) { try { return json ? JSON.parse(json) : null; } catch (e) { return null; } }
 
@@ -215,7 +271,9 @@
     ctx.current = value;
     var ok = toBool(evaluate(expr, ctx));
     ctx.current = null;
-    setError(box, ok ? "" : box.getAttribute("data-message") || "");
+    // Without a constraint_message the page's default (error-constraint), since an
+    // empty message would clear the error instead of showing it.
+    setError(box, ok ? "" : box.getAttribute("data-message") || form.getAttribute("data-constraint-default") || "");
   }
 
   form.addEventListener("input", refresh);
