@@ -1313,6 +1313,62 @@ fn unclosed_repeats_and_groups_name_the_row_they_begin_on() {
 }
 
 #[test]
+fn a_text_calculation_becomes_a_dimension_over_its_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("f.xlsx");
+    write_workbook(
+        &path,
+        &[
+            (
+                "survey",
+                &[
+                    &["type", "name", "label", "calculation"],
+                    &["select_one sex", "sex", "Sex", ""],
+                    &["integer", "age", "Age", ""],
+                    &[
+                        "calculate",
+                        "age_group",
+                        "",
+                        "if(${age} < 30, 'young', if(${age} < 60, 'middle', 'older'))",
+                    ],
+                    &["calculate", "double_age", "", "${age} * 2"],
+                ],
+            ),
+            (
+                "choices",
+                &[
+                    &["list_name", "name", "label"],
+                    &["sex", "female", "Female"],
+                    &["sex", "male", "Male"],
+                ],
+            ),
+            ("settings", &[&["disaggregate_by"], &["age_group"]]),
+        ],
+    );
+    let (form, problems) = form::load_file(&path);
+    let form = form.unwrap_or_else(|| panic!("{}", errors(&problems).join("\n")));
+    let group = form.question("age_group").expect("age_group");
+    let values: Vec<&str> = form
+        .choices_of(group)
+        .iter()
+        .map(|c| c.value.as_str())
+        .collect();
+    assert_eq!(values, ["young", "middle", "older"]);
+    assert_eq!(
+        form.disaggregation.by,
+        ["age_group"],
+        "usable as a `by` dimension"
+    );
+    assert!(
+        form.question("double_age").expect("q").choices.is_none(),
+        "numbers stay numbers"
+    );
+    assert!(problems.iter().any(|p| p.to_string().contains(
+        "calculate `age_group` gives text (young, middle, older): analysed by those values"
+    )));
+}
+
+#[test]
 fn choices_without_labels_show_their_value_with_a_warning() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("f.xlsx");

@@ -6,6 +6,7 @@
 //! workbook either loads as its author meant it or not at all. Metadata that genderlens
 //! does not collect (`start`, `deviceid`…) is ignored with a warning.
 
+use super::expr::Expr;
 use super::load::{Locate, Location, Problem, Severity};
 use super::model::*;
 use calamine::{Data, Reader};
@@ -1519,6 +1520,9 @@ impl Mapper<'_> {
                         self.refuse(SURVEY, row.number, "column `choices` applies to select and calculate questions only".into());
                         q.choices = None;
                     }
+                    if kind == QuestionType::Calculate && q.choices.is_none() {
+                        self.text_calculation_choices(&mut q, r, row.number);
+                    }
                     let mut specify = None;
                     if or_other {
                         if let Some((list_other, text_question)) = self.or_other(&q, r, row.number) {
@@ -1552,6 +1556,49 @@ impl Mapper<'_> {
             );
             r.add(group, begun);
         }
+    }
+
+    /// A calculate whose calculation can only give text literals (an age group) is
+    /// analysed by those values: in the native form that needs a choice list, which
+    /// XLSForm has no place for, so one is made from the literals, labelled by themselves.
+    fn text_calculation_choices(&mut self, q: &mut QuestionFile, r: &mut SurveyReader, row: usize) {
+        let Some(outcomes) = q
+            .calculation
+            .as_deref()
+            .and_then(|c| Expr::parse(c).ok())
+            .and_then(|e| e.text_outcomes())
+        else {
+            return;
+        };
+        let mut name = q.id.clone();
+        while r.choices.contains_key(&name) {
+            name.push_str("_values");
+        }
+        let languages = r.languages.clone();
+        let choices = outcomes
+            .iter()
+            .map(|value| Choice {
+                value: value.clone(),
+                label: Text::ByLanguage(
+                    languages
+                        .iter()
+                        .map(|l| (l.clone(), value.clone()))
+                        .collect(),
+                ),
+            })
+            .collect();
+        r.choices.insert(name.clone(), choices);
+        self.notice(
+            Severity::Warning,
+            SURVEY,
+            Some(row),
+            format!(
+                "calculate `{}` gives text ({}): analysed by those values, as choice list `{name}`",
+                q.id,
+                outcomes.join(", ")
+            ),
+        );
+        q.choices = Some(name);
     }
 
     fn require_name(&mut self, row: &RowView, raw_type: &str) -> Option<String> {
