@@ -389,9 +389,38 @@ async fn without_javascript_every_question_shows_and_answers_that_do_not_apply_a
     assert!(b.visible("#q-care_hours_week").await);
     b.screenshot("kyiv-en-nojs-phone").await;
     b.click("#sex-male").await;
+    // Without a script nothing is checked before the server: an age under 14 comes back
+    // with the error beside it, linked from the summary, and the other answers kept.
+    b.type_into("#input-age", "7").await;
+    b.click("#district-obolonskyi").await;
+    b.submit().await;
+    assert!(
+        b.visible("#error-summary").await,
+        "the form again, with its errors"
+    );
+    assert!(b.text("#error-age").await.contains("14"));
+    assert_eq!(
+        b.attr("#input-age", "aria-invalid").await.as_deref(),
+        Some("true")
+    );
+    assert_eq!(b.attr("#input-age", "value").await.as_deref(), Some("7"));
+    assert!(
+        b.client
+            .find(Locator::Css("#sex-male"))
+            .await
+            .expect("sex")
+            .is_selected()
+            .await
+            .expect("checked"),
+        "answers kept"
+    );
+    assert!(b.accessibility_problems().await.is_empty());
+    assert!(
+        stored_answers(&app).is_empty(),
+        "nothing stored from the invalid post"
+    );
     b.type_into("#input-age", "52").await;
     for choice in [
-        "#district-obolonskyi",
         "#disability_status-some_difficulty",
         "#employment-retired",
         "#uses_transport-never",
