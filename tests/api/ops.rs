@@ -20,6 +20,40 @@ async fn readyz_reports_database_migrations_and_forms() {
     assert_eq!(body["checks"]["forms"], 2);
 }
 
+/// The database gone under a running instance: liveness stays, readiness and
+/// submissions answer a JSON 503, and nothing hangs.
+#[actix_web::test]
+async fn without_its_database_an_instance_is_alive_but_not_ready() {
+    let Some(app) = spawn_app(Backend::Postgres).await else {
+        eprintln!("skipped: set GENDERLENS_TEST_POSTGRES_URL to run on PostgreSQL");
+        return;
+    };
+    assert_eq!(
+        app.submit("test-survey", &answers("female", 30))
+            .await
+            .status(),
+        201
+    );
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let admin_url = std::env::var("GENDERLENS_TEST_POSTGRES_URL").expect("url");
+    let name = app.database_url.rsplit_once('/').expect("url").1.to_owned();
+    diesel::pg::PgConnection::establish(&admin_url)
+        .expect("connect")
+        .batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+        .expect("drop the database under the instance");
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status(), 503);
+    let body: Value = ready.json().await.expect("json");
+    assert_eq!(body["checks"]["database"], false, "{body}");
+    let refused = app.submit("test-survey", &answers("male", 40)).await;
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["error"], "unavailable", "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert_eq!(app.get("/healthz").await.status(), 200, "still alive");
+}
+
 #[actix_web::test]
 async fn metrics_count_requests_by_route_and_submissions_by_form() {
     let app = spawn_app(Backend::Sqlite).await.expect("app");
