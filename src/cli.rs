@@ -131,6 +131,20 @@ pub enum MailCommand {
     SendPending,
     /// List messages that failed for good.
     Failed,
+    /// Stop all mail to EMAIL (digests, milestones, closing reports): about one form
+    /// with --form, else about every form.
+    OptOut {
+        email: String,
+        #[arg(long)]
+        form: Option<String>,
+    },
+    /// Resume mail to EMAIL about one form with --form; without it, undo every opt-out
+    /// of EMAIL.
+    OptIn {
+        email: String,
+        #[arg(long)]
+        form: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -371,13 +385,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Mail {
+            command: MailCommand::OptOut { email, form },
+        } => opt_command(&settings, &email, form.as_deref(), false),
+        Command::Mail {
+            command: MailCommand::OptIn { email, form },
+        } => opt_command(&settings, &email, form.as_deref(), true),
+        Command::Mail {
             command: MailCommand::SendPending,
         } => {
-            let app = Application::build(Settings {
-                bind: "127.0.0.1:0".into(),
-                ..settings
+            // Built inside the runtime, as `serve` does: the SMTP transport needs one.
+            let sent = actix_web::rt::System::new().block_on(async move {
+                let app = Application::build(Settings {
+                    bind: "127.0.0.1:0".into(),
+                    ..settings
+                })?;
+                anyhow::Ok(app.send_pending().await?)
             })?;
-            let sent = actix_web::rt::System::new().block_on(app.send_pending())?;
             println!("{sent} message(s) sent");
             Ok(ExitCode::SUCCESS)
         }
@@ -481,6 +504,45 @@ fn open_form(settings: &Settings, id: &str) -> anyhow::Result<(Arc<Form>, Databa
         .get(id)
         .with_context(|| format!("no form `{id}` in {}", settings.forms_dir.display()))?;
     Ok((form, db))
+}
+
+/// `mail opt-out` (`opt_in` false) and `mail opt-in`.
+fn opt_command(
+    settings: &Settings,
+    email: &str,
+    form: Option<&str>,
+    opt_in: bool,
+) -> anyhow::Result<ExitCode> {
+    use crate::db::outbox::{self, OptOut};
+    // A form named must be loaded: a typo would otherwise stop (or resume) nothing.
+    let db = match form {
+        Some(id) => open_form(settings, id)?.1,
+        None => Database::connect(&settings.database_url, settings.sqlite_synchronous, 1)?,
+    };
+    let mut conn = db.get()?;
+    let about = form.map_or("any survey".to_owned(), |f| format!("`{f}`"));
+    if !opt_in {
+        outbox::opt_out(&mut conn, email, form)?;
+        println!("{email} gets no more mail about {about}: no digests, milestone messages or closing reports");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let removed = outbox::opt_in(&mut conn, email, form)?;
+    if let Some(f) = form {
+        if outbox::opt_out_of(&mut conn, email, f)? == OptOut::EveryForm {
+            eprintln!(
+                "{email} opted out of every survey, so still gets no mail about `{f}`; \
+                 `genderlens mail opt-in {email}` resumes all of it"
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    let note = if removed == 0 {
+        " (it had not opted out)"
+    } else {
+        ""
+    };
+    println!("{email} gets mail about {about} again{note}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints a command's output; a closed pipe (`… | head`) ends quietly.

@@ -112,8 +112,15 @@ impl Application {
         );
         let secret = settings.resolve_secret_key()?.into_bytes();
         let catalog = Arc::new(web::Catalog::new());
-        let mailer = crate::notify::Mailer::new(settings.smtp_url.as_deref(), &settings.data_dir)
-            .context("setting up mail")?;
+        let lease = std::time::Duration::from_secs(settings.mail_lease_seconds.max(1));
+        // 15 s per SMTP step, and never more than half the lease (see `Mailer::new`).
+        let send_timeout = std::time::Duration::from_secs(15).min(lease / 2);
+        let mailer = crate::notify::Mailer::new(
+            settings.smtp_url.as_deref(),
+            &settings.data_dir,
+            send_timeout,
+        )
+        .context("setting up mail")?;
         let mail_worker = crate::notify::WorkerConfig {
             db: db.clone(),
             forms: forms.clone(),
@@ -126,7 +133,7 @@ impl Application {
             poll: std::time::Duration::from_secs(settings.mail_poll_seconds.max(1)),
             retry_base: std::time::Duration::from_secs(settings.mail_retry_seconds),
             max_attempts: settings.mail_max_attempts.max(1),
-            lease: std::time::Duration::from_secs(settings.mail_lease_seconds.max(1)),
+            lease,
         };
         let limits = web::RateLimits::new(&settings, catalog.clone());
         let state = actix_web::web::Data::new(AppState {
@@ -165,13 +172,16 @@ impl Application {
         self.port
     }
 
-    /// Queues what is due and sends every pending message once, without serving.
+    /// Queues what is due and sends every due message, without serving; how many were
+    /// sent. It goes on while passes take messages, not while they send some: a batch of
+    /// opted-out owners or failing sends may be followed by one that sends. Each message
+    /// is taken at most `mail_max_attempts` times, so this ends.
     pub async fn send_pending(&self) -> Result<usize, crate::db::DbError> {
         let mut total = 0;
         loop {
-            let sent = crate::notify::run_once(&self.mail_worker).await?;
-            total += sent;
-            if sent == 0 {
+            let pass = crate::notify::run_once(&self.mail_worker).await?;
+            total += pass.sent;
+            if pass.claimed == 0 {
                 return Ok(total);
             }
         }

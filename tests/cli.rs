@@ -1,4 +1,4 @@
-//! The binary's command line: `forms check`, `migrate`, and refusing to serve broken forms.
+//! The binary's command line: `forms check`, `migrate`, users, imports, `mail`, and refusing to serve broken forms.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -461,5 +461,177 @@ fn exports_keep_answers_to_questions_a_later_version_removed() {
     assert!(
         err.contains("column `postcode` is from an earlier version"),
         "{err}"
+    );
+}
+
+/// Runs `genderlens mail ARGS` with its database and data in `data`, forms from `forms`
+/// and `env` on top: (success, stdout, stderr).
+fn mail(
+    data: &std::path::Path,
+    forms: &std::path::Path,
+    env: &[(&str, String)],
+    args: &[&str],
+) -> (bool, String, String) {
+    let out = genderlens()
+        .arg("mail")
+        .args(args)
+        .env("GENDERLENS_DATABASE_URL", db_url(data))
+        .env("GENDERLENS_DATA_DIR", data)
+        .env("GENDERLENS_FORMS_DIR", forms)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("run");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Like `mail`, which must succeed; its stdout.
+fn mail_ok(
+    data: &std::path::Path,
+    forms: &std::path::Path,
+    env: &[(&str, String)],
+    args: &[&str],
+) -> String {
+    let (ok, out, err) = mail(data, forms, env, args);
+    assert!(ok, "{args:?}: {err}");
+    out
+}
+
+fn db_url(data: &std::path::Path) -> String {
+    format!("sqlite://{}/db.sqlite", data.display())
+}
+
+fn opted_out(url: &str, email: &str, form: &str) -> bool {
+    let db = genderlens::db::Database::connect(url, Default::default(), 1).expect("db");
+    genderlens::db::outbox::opted_out(&mut db.get().expect("conn"), email, form).expect("query")
+}
+
+#[test]
+fn mail_opt_out_and_opt_in_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = db_url(dir.path());
+    let forms = repo("tests/fixtures/forms");
+    let run = |args: &[&str]| mail(dir.path(), &forms, &[], args);
+    let (ok, out, err) = run(&["opt-out", "Owner@Example.org", "--form", "test-survey"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(
+            "no more mail about `test-survey`: no digests, milestone messages or closing reports"
+        ),
+        "{out}"
+    );
+    assert!(opted_out(&url, "owner@example.org", "test-survey"));
+    assert!(!opted_out(&url, "owner@example.org", "closed-survey"));
+    let (ok, _, err) = run(&["opt-out", "owner@example.org", "--form", "nope"]);
+    assert!(!ok && err.contains("no form `nope`"), "{err}");
+
+    let (ok, out, _) = run(&["opt-out", "owner@example.org"]);
+    assert!(ok && out.contains("about any survey"), "{out}");
+    assert!(opted_out(&url, "owner@example.org", "closed-survey"));
+    // One form cannot be resumed under an opt-out of every form: it says so.
+    let (ok, _, err) = run(&["opt-in", "owner@example.org", "--form", "closed-survey"]);
+    assert!(!ok && err.contains("opted out of every survey"), "{err}");
+    let (ok, out, err) = run(&["opt-in", "owner@example.org"]);
+    assert!(
+        ok && out.contains("gets mail about any survey again"),
+        "{out}{err}"
+    );
+    assert!(!opted_out(&url, "owner@example.org", "test-survey"));
+    assert!(!opted_out(&url, "owner@example.org", "closed-survey"));
+}
+
+/// A closed form with owners o01…o08, beside the fixture forms.
+fn forms_with_crowd(dir: &std::path::Path) -> PathBuf {
+    let forms = dir.join("forms");
+    std::fs::create_dir_all(&forms).expect("forms dir");
+    for entry in std::fs::read_dir(repo("tests/fixtures/forms")).expect("fixtures") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, forms.join(path.file_name().expect("name"))).expect("copy");
+    }
+    let owners: Vec<String> = (1..=8).map(|i| format!("o{i:02}@example.org")).collect();
+    let crowd = format!(
+        "id: crowd-survey\nversion: 1\ntitle: {{ en: Crowd }}\nlanguages: [en]\nstatus: closed\n\
+         owners: [{}]\ndisaggregation:\n  sex: {{ question: sex, female: f, male: m }}\n\
+         questions:\n  - {{ id: sex, type: select_one, choices: sex, label: {{ en: Sex }} }}\n\
+         choices:\n  sex: [ {{ value: f, label: {{ en: F }} }}, {{ value: m, label: {{ en: M }} }} ]\n",
+        owners.join(", ")
+    );
+    std::fs::write(forms.join("crowd.yaml"), crowd).expect("write");
+    forms
+}
+
+/// `mail send-pending` for cron: the closing reports of both closed forms are due; seven
+/// of the nine owners opted out, so the first batch of five sends nothing — and it goes
+/// on to send the other two, as `.eml` files when no SMTP is configured.
+#[test]
+fn send_pending_skips_opted_out_owners_and_sends_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = db_url(dir.path());
+    let forms = forms_with_crowd(dir.path());
+    let run = |args: &[&str]| mail_ok(dir.path(), &forms, &[], args);
+    run(&["opt-out", "owner@example.org"]);
+    for i in 1..=6 {
+        run(&[
+            "opt-out",
+            &format!("o{i:02}@example.org"),
+            "--form",
+            "crowd-survey",
+        ]);
+    }
+    let out = run(&["send-pending"]);
+    assert!(out.contains("2 message(s) sent"), "{out}");
+    let mut written: Vec<String> = std::fs::read_dir(dir.path().join("mail"))
+        .expect("data/mail")
+        .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("read"))
+        .collect();
+    written.sort();
+    assert_eq!(written.len(), 2);
+    for (mail, to) in written.iter().zip(["o07@example.org", "o08@example.org"]) {
+        assert!(mail.contains(&format!("To: {to}")), "{mail}");
+    }
+    let db = genderlens::db::Database::connect(&url, Default::default(), 1).expect("db");
+    let skipped = genderlens::db::outbox::with_status(&mut db.get().expect("conn"), "skipped")
+        .expect("query");
+    assert_eq!(skipped.len(), 7);
+    assert!(skipped
+        .iter()
+        .all(|r| r.last_error.as_deref() == Some("the owner opted out")));
+    assert!(
+        run(&["send-pending"]).contains("0 message(s) sent"),
+        "sent once"
+    );
+}
+
+/// Sends that keep failing are given up after `GENDERLENS_MAIL_MAX_ATTEMPTS` and listed by
+/// `mail failed`.
+#[test]
+fn mail_failed_lists_messages_after_their_last_attempt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let env = [
+        (
+            "GENDERLENS_SMTP_URL",
+            format!("smtp://127.0.0.1:{port}?tls=none"),
+        ),
+        ("GENDERLENS_MAIL_MAX_ATTEMPTS", "3".to_owned()),
+        ("GENDERLENS_MAIL_RETRY_SECONDS", "0".to_owned()),
+    ];
+    let forms = repo("tests/fixtures/forms");
+    let run = |args: &[&str]| mail_ok(dir.path(), &forms, &env, args);
+    assert_eq!(run(&["failed"]), "", "nothing failed yet");
+    // Without a retry delay the three attempts happen in this one run.
+    assert!(run(&["send-pending"]).contains("0 message(s) sent"));
+    let failed = run(&["failed"]);
+    assert_eq!(failed.lines().count(), 1, "{failed}");
+    assert!(
+        failed.contains("closed-survey closing to owner@example.org after 3 attempts: "),
+        "{failed}"
     );
 }

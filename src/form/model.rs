@@ -301,6 +301,26 @@ impl Form {
             .unwrap_or(&[])
     }
 
+    /// A question's label in `lang` (else the default language), or its id without one.
+    pub fn question_label(&self, id: &str, lang: &str) -> String {
+        self.question(id)
+            .and_then(|q| q.label.as_ref())
+            .map_or_else(
+                || id.to_owned(),
+                |l| l.get(lang, self.default_language()).to_owned(),
+            )
+    }
+
+    /// The label of the choice `value` of `question` in `lang`, or `value` itself.
+    pub fn choice_label(&self, question: &str, value: &str, lang: &str) -> String {
+        self.question(question)
+            .and_then(|q| self.choices_of(q).iter().find(|c| c.value == value))
+            .map_or_else(
+                || value.to_owned(),
+                |c| c.label.get(lang, self.default_language()).to_owned(),
+            )
+    }
+
     /// Whether the form takes responses at `now`.
     pub fn is_open(&self, now: DateTime<Utc>) -> bool {
         self.status == Status::Open

@@ -59,10 +59,16 @@ fn lettre_url(url: &str) -> String {
 }
 
 impl Mailer {
-    pub fn new(smtp_url: Option<&str>, data_dir: &Path) -> Result<Mailer, MailError> {
+    /// `timeout` bounds each SMTP step; keep it well inside the claim lease, so that a
+    /// send always ends before another instance may take the message over.
+    pub fn new(
+        smtp_url: Option<&str>,
+        data_dir: &Path,
+        timeout: Duration,
+    ) -> Result<Mailer, MailError> {
         match smtp_url {
             Some(url) => AsyncSmtpTransport::<Tokio1Executor>::from_url(&lettre_url(url))
-                .map(|b| Mailer::Smtp(b.timeout(Some(Duration::from_secs(15))).build()))
+                .map(|b| Mailer::Smtp(b.timeout(Some(timeout)).build()))
                 .map_err(|e| MailError::Url(e.to_string())),
             None => {
                 let dir = data_dir.join("mail");
@@ -92,17 +98,22 @@ impl Mailer {
     }
 }
 
-/// A message's words: subject, paragraphs, links.
+/// A piece of a message's body.
+pub enum Block {
+    Paragraph(String),
+    /// Lines shown as a list (gaps, counts).
+    List(Vec<String>),
+}
+
+/// A message's words: subject, body, links.
 pub struct Letter {
     pub subject: String,
     /// The language it is written in (`Content-Language`, `<html lang>`).
     pub language: String,
-    pub paragraphs: Vec<String>,
-    /// Lines shown as a list (gaps, counts).
-    pub items: Vec<String>,
+    pub body: Vec<Block>,
     pub links: Vec<(String, String)>,
-    /// For digests: the address that stops them (`List-Unsubscribe`).
-    pub unsubscribe: Option<String>,
+    /// The opt-out link (`List-Unsubscribe`, one-click per RFC 8058).
+    pub unsubscribe: String,
 }
 
 fn escape(text: &str) -> String {
@@ -114,18 +125,19 @@ fn escape(text: &str) -> String {
 
 impl Letter {
     fn text(&self) -> String {
-        let mut out = self.paragraphs.join("\n\n");
-        if !self.items.is_empty() {
-            out.push_str("\n\n");
-            out.push_str(
-                &self
-                    .items
+        let mut out = self
+            .body
+            .iter()
+            .map(|block| match block {
+                Block::Paragraph(p) => p.clone(),
+                Block::List(items) => items
                     .iter()
                     .map(|i| format!("- {i}"))
                     .collect::<Vec<_>>()
                     .join("\n"),
-            );
-        }
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n");
         for (label, href) in &self.links {
             out.push_str(&format!("\n\n{label}: {href}"));
         }
@@ -138,15 +150,17 @@ impl Letter {
             "<!doctype html><html lang=\"{}\"><body style=\"font-family:sans-serif;line-height:1.5\">",
             escape(&self.language)
         );
-        for p in &self.paragraphs {
-            out.push_str(&format!("<p>{}</p>", escape(p)));
-        }
-        if !self.items.is_empty() {
-            out.push_str("<ul>");
-            for i in &self.items {
-                out.push_str(&format!("<li>{}</li>", escape(i)));
+        for block in &self.body {
+            match block {
+                Block::Paragraph(p) => out.push_str(&format!("<p>{}</p>", escape(p))),
+                Block::List(items) => {
+                    out.push_str("<ul>");
+                    for i in items {
+                        out.push_str(&format!("<li>{}</li>", escape(i)));
+                    }
+                    out.push_str("</ul>");
+                }
             }
-            out.push_str("</ul>");
         }
         for (label, href) in &self.links {
             out.push_str(&format!(
@@ -173,16 +187,19 @@ impl Letter {
             .message_id(None)
             .multipart(MultiPart::alternative_plain_html(self.text(), self.html()))
             .map_err(|e| MailError::Build(e.to_string()))?;
-        message.headers_mut().insert_raw(HeaderValue::new(
-            HeaderName::new_from_ascii_str("Content-Language"),
-            self.language.clone(),
-        ));
-        if let Some(link) = &self.unsubscribe {
-            message.headers_mut().insert_raw(HeaderValue::new(
-                HeaderName::new_from_ascii_str("List-Unsubscribe"),
-                format!("<{link}>"),
-            ));
-        }
+        let mut header = |name: &'static str, value: String| {
+            let name = HeaderName::new_from_ascii_str(name);
+            message
+                .headers_mut()
+                .insert_raw(HeaderValue::new(name, value));
+        };
+        header("Content-Language", self.language.clone());
+        header("List-Unsubscribe", format!("<{}>", self.unsubscribe));
+        // Mail providers then POST to the link themselves; a GET only shows a page.
+        header(
+            "List-Unsubscribe-Post",
+            "List-Unsubscribe=One-Click".to_owned(),
+        );
         Ok(message)
     }
 }
@@ -209,10 +226,12 @@ mod tests {
         let letter = Letter {
             subject: "S".into(),
             language: "kk".into(),
-            paragraphs: vec!["<b>x</b>".into()],
-            items: vec!["a".into()],
+            body: vec![
+                Block::Paragraph("<b>x</b>".into()),
+                Block::List(vec!["a".into()]),
+            ],
             links: vec![("Dashboard".into(), "http://h/d".into())],
-            unsubscribe: Some("http://h/u".into()),
+            unsubscribe: "http://h/u".into(),
         };
         let raw = String::from_utf8(
             letter
@@ -224,6 +243,7 @@ mod tests {
         assert!(raw.contains("text/plain") && raw.contains("text/html"));
         assert!(raw.contains("&lt;b&gt;x&lt;/b&gt;"));
         assert!(raw.contains("List-Unsubscribe: <http://h/u>"));
+        assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
         assert!(raw.contains("Message-ID:"));
         assert!(raw.contains("Content-Language: kk"));
     }

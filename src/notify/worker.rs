@@ -2,20 +2,20 @@
 //! messages under a lease, word them, send, and mark them sent, retried with exponential
 //! backoff and jitter, or failed after the last attempt.
 
-use super::mail::{Letter, MailError, Mailer};
-use crate::db::outbox::{self, OutboxRow};
+use super::mail::{Block, Letter, MailError, Mailer};
+use crate::db::outbox::{self, Claimed, OutboxRow};
 use crate::db::{Database, DbError};
 use crate::form::{Form, FormRegistry};
 use crate::indicators::{self, IndicatorsReport, Query};
-use crate::stats::Kind;
+use crate::stats::{Indicator, Kind};
 use crate::web::Catalog;
 use chrono::Utc;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use std::sync::Arc;
 use std::time::Duration;
 
-const BATCH: i64 = 20;
+/// Messages claimed at once. Few, because each waits for the ones before it to be sent
+/// (up to the SMTP timeout each); the lease is renewed before every send anyway.
+const BATCH: i64 = 5;
 
 pub struct WorkerConfig {
     pub db: Database,
@@ -45,15 +45,16 @@ pub fn spawn(config: WorkerConfig) {
     });
 }
 
-/// The signature in an unsubscribe link for `email` and `form`.
-pub fn unsubscribe_signature(secret: &[u8], email: &str, form: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(format!("unsubscribe|{form}|{email}").as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+/// What one pass of the worker did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pass {
+    /// Messages taken: sent, skipped (opted out), rescheduled or failed.
+    pub claimed: usize,
+    pub sent: usize,
 }
 
-/// One pass: schedule, claim, send. Returns how many messages were sent.
-pub async fn run_once(config: &WorkerConfig) -> Result<usize, DbError> {
+/// One pass: schedule, claim, send.
+pub async fn run_once(config: &WorkerConfig) -> Result<Pass, DbError> {
     let forms = config.forms.clone();
     config
         .db
@@ -61,6 +62,9 @@ pub async fn run_once(config: &WorkerConfig) -> Result<usize, DbError> {
             let now = Utc::now().naive_utc();
             for form in forms.all() {
                 super::enqueue_closing(conn, form, now)?;
+                // Milestones are queued with the responses; this catches one that two
+                // instances counted past together when no response follows.
+                super::enqueue_reached_milestones(conn, form, now)?;
                 super::enqueue_digest(conn, form, now)?;
             }
             Ok::<_, DbError>(())
@@ -75,79 +79,103 @@ pub async fn run_once(config: &WorkerConfig) -> Result<usize, DbError> {
             outbox::claim_due(conn, now, lease, BATCH).map_err(DbError::from)
         })
         .await?;
-    let mut sent = 0;
-    for row in claimed {
-        if deliver(config, &row).await? {
-            sent += 1;
+    let mut pass = Pass {
+        claimed: claimed.len(),
+        sent: 0,
+    };
+    for claim in claimed {
+        if deliver(config, &claim).await? {
+            pass.sent += 1;
         }
     }
-    Ok(sent)
+    Ok(pass)
+}
+
+/// Records the outcome of a claimed message; false (and a warning) when the claim was
+/// lost meanwhile, so another instance owns the message now.
+async fn record<F>(config: &WorkerConfig, claim: &Claimed, update: F) -> Result<bool, DbError>
+where
+    F: FnOnce(&mut crate::db::AnyConnection, &Claimed) -> diesel::QueryResult<bool>
+        + Send
+        + 'static,
+{
+    let owned = claim.clone();
+    let held = config
+        .db
+        .run(move |c| update(c, &owned).map_err(DbError::from))
+        .await?;
+    if !held {
+        tracing::warn!(message = %claim.row.id, "the lease of a notification ran out; another instance took it over");
+    }
+    Ok(held)
 }
 
 /// Words and sends one claimed message, then records the outcome; true when sent.
-async fn deliver(config: &WorkerConfig, row: &OutboxRow) -> Result<bool, DbError> {
+async fn deliver(config: &WorkerConfig, claim: &Claimed) -> Result<bool, DbError> {
+    let row = &claim.row;
     let Some(form) = config.forms.get(&row.form_id) else {
-        let id = row.id.clone();
-        config
-            .db
-            .run(move |c| {
-                outbox::mark_skipped(c, &id, "the form is no longer loaded").map_err(DbError::from)
-            })
-            .await?;
+        record(config, claim, |c, claim| {
+            outbox::mark_skipped(c, claim, "the form is no longer loaded")
+        })
+        .await?;
         return Ok(false);
     };
-    let (id, recipient, form_id) = (row.id.clone(), row.recipient.clone(), form.id.clone());
+    let (recipient, form_id) = (row.recipient.clone(), form.id.clone());
     if config
         .db
         .run(move |c| outbox::opted_out(c, &recipient, &form_id).map_err(DbError::from))
         .await?
     {
-        config
-            .db
-            .run(move |c| {
-                outbox::mark_skipped(c, &id, "the owner opted out").map_err(DbError::from)
-            })
-            .await?;
+        record(config, claim, |c, claim| {
+            outbox::mark_skipped(c, claim, "the owner opted out")
+        })
+        .await?;
         return Ok(false);
     }
     let letter = compose(config, &form, row).await?;
+    // The lease must cover this send: a message that waited behind others in the batch
+    // could otherwise be taken over (and sent again) by another instance mid-send.
+    let lease = chrono::Duration::from_std(config.lease).unwrap_or_default();
+    if !record(config, claim, move |c, claim| {
+        outbox::renew(c, claim, Utc::now().naive_utc() + lease)
+    })
+    .await?
+    {
+        return Ok(false);
+    }
     let outcome = match letter.build(&config.from, &row.recipient) {
         Ok(message) => config.mailer.send(message).await,
         Err(err) => Err(err),
     };
-    let id = row.id.clone();
     let attempts = row.attempts;
     let (max, base) = (config.max_attempts, config.retry_base);
     let sent = outcome.is_ok();
-    config
-        .db
-        .run(move |conn| {
-            let now = Utc::now().naive_utc();
-            match outcome {
-                Ok(()) => outbox::mark_sent(conn, &id, now),
-                Err(
-                    err @ (MailError::Permanent(_) | MailError::Address(_) | MailError::Build(_)),
-                ) => outbox::mark_failed(conn, &id, &err.to_string()),
-                Err(err) if attempts >= max => outbox::mark_failed(conn, &id, &err.to_string()),
-                Err(err) => {
-                    // base · 2^(attempts−1), at most an hour, ±20% so instances spread out.
-                    let exp = base.as_secs_f64() * 2f64.powi(attempts.clamp(1, 20) - 1);
-                    let jitter = 0.8 + rand::random::<f64>() * 0.4;
-                    let delay = (exp.min(3600.0) * jitter * 1000.0) as i64;
-                    outbox::mark_retry(
-                        conn,
-                        &id,
-                        now + chrono::Duration::milliseconds(delay),
-                        &err.to_string(),
-                    )
-                }
-            }
-            .map_err(DbError::from)
-        })
-        .await?;
-    if !sent {
-        tracing::warn!(message = %row.id, attempts, "sending a notification failed");
+    if let Err(err) = &outcome {
+        tracing::warn!(message = %row.id, attempts, error = %err, "sending a notification failed");
     }
+    record(config, claim, move |conn, claim| {
+        let now = Utc::now().naive_utc();
+        match outcome {
+            Ok(()) => outbox::mark_sent(conn, claim, now),
+            Err(err @ (MailError::Permanent(_) | MailError::Address(_) | MailError::Build(_))) => {
+                outbox::mark_failed(conn, claim, &err.to_string())
+            }
+            Err(err) if attempts >= max => outbox::mark_failed(conn, claim, &err.to_string()),
+            Err(err) => {
+                // base · 2^(attempts−1), at most an hour, ±20% so instances spread out.
+                let exp = base.as_secs_f64() * 2f64.powi(attempts.clamp(1, 20) - 1);
+                let jitter = 0.8 + rand::random::<f64>() * 0.4;
+                let delay = (exp.min(3600.0) * jitter * 1000.0) as i64;
+                outbox::mark_retry(
+                    conn,
+                    claim,
+                    now + chrono::Duration::milliseconds(delay),
+                    &err.to_string(),
+                )
+            }
+        }
+    })
+    .await?;
     Ok(sent)
 }
 
@@ -166,35 +194,33 @@ fn counts(sex: &[(Option<String>, i64)], form: &Form) -> (f64, f64, f64, f64) {
     (total as f64, f as f64, m as f64, (total - f - m) as f64)
 }
 
-/// The largest significant gaps of the whole sample, as lines, suppressed cells left out.
+/// The significant gaps of the whole sample as lines, at most `limit`, suppressed cells
+/// left out.
 fn gap_lines(form: &Form, report: &IndicatorsReport, lang: &str, limit: usize) -> Vec<String> {
-    let mut gaps: Vec<_> = report
+    let q = |i: &Indicator| i.test.q_value.flatten().unwrap_or(1.0);
+    let mut gaps: Vec<&Indicator> = report
         .report
         .indicators
         .iter()
         .filter(|i| i.group.is_none() && !i.suppressed && i.kind != Kind::Distribution)
-        .filter(|i| i.test.q_value.flatten().is_some_and(|q| q < 0.05))
+        .filter(|i| q(i) < 0.05)
         .collect();
-    let size = |i: &&crate::stats::Indicator| match i.kind {
-        Kind::Mean => i.gap.hedges_g.flatten().unwrap_or(0.0).abs(),
-        _ => i.gap.difference.unwrap_or(0.0).abs(),
-    };
-    gaps.sort_by(|a, b| size(b).total_cmp(&size(a)));
+    // By q-value first: it is on one scale for every kind of gap, whereas a proportion's
+    // difference is in percentage points, a mean's in the question's own units (and
+    // Hedges g on a third scale), so sizes are compared only within a kind.
+    let kind_order = |i: &Indicator| i.kind != Kind::Proportion;
+    let size = |i: &Indicator| i.gap.difference.unwrap_or(0.0).abs();
+    gaps.sort_by(|a, b| {
+        q(a).total_cmp(&q(b))
+            .then(kind_order(a).cmp(&kind_order(b)))
+            .then(size(b).total_cmp(&size(a)))
+    });
     gaps.iter()
         .take(limit)
         .map(|i| {
-            let q = form.question(&i.question);
-            let label = q
-                .and_then(|q| q.label.as_ref())
-                .map_or(i.question.clone(), |l| {
-                    l.get(lang, form.default_language()).to_owned()
-                });
-            let option = i
-                .option
-                .as_ref()
-                .and_then(|o| q.and_then(|q| form.choices_of(q).iter().find(|c| &c.value == o)))
-                .map(|c| format!(" — {}", c.label.get(lang, form.default_language())))
-                .unwrap_or_default();
+            let option = i.option.as_ref().map_or(String::new(), |o| {
+                format!(" — {}", form.choice_label(&i.question, o, lang))
+            });
             let (scale, unit) = if i.kind == Kind::Proportion {
                 (100.0, "%")
             } else {
@@ -206,14 +232,27 @@ fn gap_lines(form: &Form, report: &IndicatorsReport, lang: &str, limit: usize) -
                 format!(" [{:.1}, {:.1}]", lo * scale, hi * scale)
             });
             format!(
-                "{label}{option}: ♀ {} · ♂ {} · {:+.1}{ci} (q = {:.2e})",
+                "{}{option}: ♀ {} · ♂ {} · {:+.1}{ci} (q = {:.2e})",
+                form.question_label(&i.question, lang),
                 fig(i.female.estimate.flatten()),
                 fig(i.male.estimate.flatten()),
                 i.gap.difference.unwrap_or(0.0) * scale,
-                i.test.q_value.flatten().unwrap_or(1.0)
+                q(i)
             )
         })
         .collect()
+}
+
+/// The gaps with their heading, or the line saying there is none.
+fn gap_blocks(catalog: &crate::web::Catalog, lang: &str, gaps: Vec<String>) -> Vec<Block> {
+    if gaps.is_empty() {
+        vec![Block::Paragraph(catalog.text(lang, "mail-no-gaps", &[]))]
+    } else {
+        vec![
+            Block::Paragraph(catalog.text(lang, "mail-gaps", &[])),
+            Block::List(gaps),
+        ]
+    }
 }
 
 async fn compose(
@@ -221,21 +260,26 @@ async fn compose(
     form: &Arc<Form>,
     row: &OutboxRow,
 ) -> Result<Letter, DbError> {
-    let lang = form
-        .notify
-        .language
-        .clone()
-        .unwrap_or_else(|| form.default_language().to_owned());
-    let ui = crate::web::ui_language(&lang);
+    // Labels follow the words around them (in the form's default language where the form
+    // lacks that one), so a mail is in one language where the form allows.
+    let lang = super::mail_language(form);
     let c = &config.catalog;
-    let title = form.title.get(&lang, form.default_language()).to_owned();
+    let title = form.title.get(lang, form.default_language()).to_owned();
     let payload: serde_json::Value = serde_json::from_str(&row.payload).unwrap_or_default();
     let base = config.public_url.trim_end_matches('/');
+    // Every message carries the opt-out link: stopping one kind of mail but not the
+    // others would need owners to understand our kinds.
+    let unsubscribe = format!(
+        "{base}{}",
+        super::opt_out_path(&config.secret, &form.id, &row.recipient)
+    );
     let mut links = vec![(
-        c.text(ui, "mail-dashboard", &[]),
+        c.text(lang, "mail-dashboard", &[]),
         format!("{base}/dashboard/{}", form.id),
     )];
-    let planner_report = |by: Option<String>| {
+    // The public suppression (small counts hidden too, not only small groups): mail is
+    // forwarded and kept beyond the reach of the dashboard's accounts.
+    let mail_report = |by: Option<String>| {
         let (db, form, min_cell) = (config.db.clone(), form.clone(), config.min_cell);
         async move {
             let query = Query {
@@ -243,7 +287,7 @@ async fn compose(
                 min_cell,
                 alpha: 0.05,
                 weighted: false,
-                public: false,
+                public: true,
             };
             db.run(move |conn| {
                 indicators::compute(conn, &form, &query)
@@ -252,35 +296,39 @@ async fn compose(
             .await
         }
     };
-    let suppressed_note = c.text(ui, "mail-suppressed", &[("min", config.min_cell as f64)]);
-    let letter = match row.kind.as_str() {
+    let suppressed_note =
+        Block::Paragraph(c.text(lang, "mail-suppressed", &[("min", config.min_cell as f64)]));
+    let mut letter = match row.kind.as_str() {
         "digest" => {
-            let since = payload["since"]
-                .as_str()
-                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-                .map(|t| t.naive_utc());
+            let time = |key: &str| {
+                payload[key]
+                    .as_str()
+                    .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                    .map(|t| t.naive_utc())
+            };
+            // The window the digest was queued for, not up to now: a digest sent late
+            // (retried) must not count responses the next digest counts again.
+            let (since, until) = (time("since"), time("until"));
             let form_id = form.id.clone();
             let (new, all) = config
                 .db
                 .run(move |conn| {
-                    let new = outbox::received_since(conn, &form_id, since)?;
-                    let all = outbox::received_since(conn, &form_id, None)?;
+                    let new = outbox::received_between(conn, &form_id, since, until)?;
+                    let all = outbox::received_between(conn, &form_id, None, until)?;
                     Ok::<_, DbError>((new, all))
                 })
                 .await?;
             let (count, f, m, o) = counts(&new, form);
             let total = counts(&all, form).0;
-            let sig = unsubscribe_signature(&config.secret, &row.recipient, &form.id);
-            let unsubscribe = format!("{base}/unsubscribe/{}/{}/{sig}", form.id, row.recipient);
-            links.push((c.text(ui, "mail-unsubscribe", &[]), unsubscribe.clone()));
             Letter {
-                language: lang.clone(),
+                unsubscribe,
+                language: lang.to_owned(),
                 subject: format!(
                     "{title}: {}",
-                    c.text(ui, "mail-digest-subject", &[("count", count)])
+                    c.text(lang, "mail-digest-subject", &[("count", count)])
                 ),
-                paragraphs: vec![c.text(
-                    ui,
+                body: vec![Block::Paragraph(c.text(
+                    lang,
                     "mail-digest-body",
                     &[
                         ("count", count),
@@ -289,92 +337,91 @@ async fn compose(
                         ("other", o),
                         ("total", total),
                     ],
-                )],
-                items: Vec::new(),
+                ))],
                 links,
-                unsubscribe: Some(unsubscribe),
             }
         }
         "milestone" => {
             let count = payload["count"].as_f64().unwrap_or_default();
-            let report = planner_report(None).await?;
-            let gaps = gap_lines(form, &report, &lang, 3);
-            let heading = if gaps.is_empty() {
-                c.text(ui, "mail-no-gaps", &[])
-            } else {
-                c.text(ui, "mail-gaps", &[])
-            };
+            let report = mail_report(None).await?;
+            let mut body = vec![Block::Paragraph(c.text(
+                lang,
+                "mail-milestone-body",
+                &[("count", count)],
+            ))];
+            body.extend(gap_blocks(c, lang, gap_lines(form, &report, lang, 3)));
+            body.push(suppressed_note);
             Letter {
-                language: lang.clone(),
+                unsubscribe,
+                language: lang.to_owned(),
                 subject: format!(
                     "{title}: {}",
-                    c.text(ui, "mail-milestone-subject", &[("count", count)])
+                    c.text(lang, "mail-milestone-subject", &[("count", count)])
                 ),
-                paragraphs: vec![
-                    c.text(ui, "mail-milestone-body", &[("count", count)]),
-                    heading,
-                    suppressed_note,
-                ],
-                items: gaps,
+                body,
                 links,
-                unsubscribe: None,
             }
         }
         _ => {
-            let report = planner_report(None).await?;
+            let report = mail_report(None).await?;
             let form_id = form.id.clone();
             let all = config
                 .db
-                .run(move |c| outbox::received_since(c, &form_id, None).map_err(DbError::from))
+                .run(move |c| {
+                    outbox::received_between(c, &form_id, None, None).map_err(DbError::from)
+                })
                 .await?;
             let (total, f, m, o) = counts(&all, form);
-            let mut items = gap_lines(form, &report, &lang, 10);
-            // Counts by sex for each level of every `by` dimension.
+            let mut body = vec![Block::Paragraph(c.text(
+                lang,
+                "mail-closing-body",
+                &[("total", total), ("female", f), ("male", m), ("other", o)],
+            ))];
+            body.extend(gap_blocks(c, lang, gap_lines(form, &report, lang, 10)));
+            // Counts by sex for each level of every `by` dimension, by their labels.
             for dim in &form.disaggregation.by {
-                items.push(c.text_with(ui, "mail-by", "dimension", dim));
-                for ind in report.report.indicators.iter().filter(|i| {
+                let label = form.question_label(dim, lang);
+                body.push(Block::Paragraph(c.text_with(
+                    lang,
+                    "mail-by",
+                    "dimension",
+                    &label,
+                )));
+                let n = |s: &crate::stats::Side| {
+                    s.count.flatten().map_or("–".to_owned(), |x| x.to_string())
+                };
+                let levels = report.report.indicators.iter().filter(|i| {
                     &i.question == dim && i.kind == Kind::Proportion && i.group.is_none()
-                }) {
-                    let n = |s: &crate::stats::Side| {
-                        s.count.flatten().map_or("–".to_owned(), |x| x.to_string())
-                    };
-                    items.push(format!(
-                        "{}: ♀ {} · ♂ {}",
-                        ind.option.clone().unwrap_or_default(),
-                        n(&ind.female),
-                        n(&ind.male)
-                    ));
-                }
+                });
+                body.push(Block::List(
+                    levels
+                        .map(|ind| {
+                            let level = ind.option.as_deref().unwrap_or_default();
+                            format!(
+                                "{}: ♀ {} · ♂ {}",
+                                form.choice_label(dim, level, lang),
+                                n(&ind.female),
+                                n(&ind.male)
+                            )
+                        })
+                        .collect(),
+                ));
             }
+            body.push(suppressed_note);
             links.push((
-                c.text(ui, "mail-exports", &[]),
+                c.text(lang, "mail-exports", &[]),
                 format!("{base}/api/v1/forms/{}/responses?format=xlsx", form.id),
             ));
             Letter {
-                language: lang.clone(),
-                subject: format!("{title}: {}", c.text(ui, "mail-closing-subject", &[])),
-                paragraphs: vec![
-                    c.text(
-                        ui,
-                        "mail-closing-body",
-                        &[("total", total), ("female", f), ("male", m), ("other", o)],
-                    ),
-                    c.text(
-                        ui,
-                        if items.is_empty() {
-                            "mail-no-gaps"
-                        } else {
-                            "mail-gaps"
-                        },
-                        &[],
-                    ),
-                    suppressed_note,
-                ],
-                items,
+                unsubscribe,
+                language: lang.to_owned(),
+                subject: format!("{title}: {}", c.text(lang, "mail-closing-subject", &[])),
+                body,
                 links,
-                unsubscribe: None,
             }
         }
     };
+    let stop = c.text(lang, "mail-unsubscribe", &[]);
+    letter.links.push((stop, letter.unsubscribe.clone()));
     Ok(letter)
 }

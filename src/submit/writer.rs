@@ -125,28 +125,18 @@ pub fn store_batch(
 ) -> Result<Vec<Stored>, DieselError> {
     crate::db::write_transaction(conn, |conn| {
         let outcomes = insert_batch(conn, rows)?;
-        let mut created: Vec<(&str, i64)> = Vec::new();
+        let mut created: Vec<&str> = Vec::new();
         for outcome in &outcomes {
             if let Stored::Created(meta) = outcome {
-                match created.iter_mut().find(|(f, _)| *f == meta.form_id) {
-                    Some(entry) => entry.1 += 1,
-                    None => created.push((&meta.form_id, 1)),
+                if !created.contains(&meta.form_id.as_str()) {
+                    created.push(&meta.form_id);
                 }
             }
         }
         let now = chrono::Utc::now().naive_utc();
-        for (form_id, new) in created {
-            if let Some(form) = forms(form_id).filter(|f| !f.notify.milestones.is_empty()) {
-                // Counting every response of the form in each batch made the single writer
-                // slower as the table grew (a full count per commit). Once the count
-                // exceeds the largest milestone plus this batch, none can be crossed, so
-                // the count stops there: `before` is then past every milestone either way.
-                let largest = form.notify.milestones.iter().copied().max().unwrap_or(0);
-                let cap = i64::try_from(largest)
-                    .unwrap_or(i64::MAX)
-                    .saturating_add(new);
-                let total = responses::count_capped(conn, form_id, cap)?;
-                crate::notify::enqueue_milestones(conn, &form, total - new, total, now)?;
+        for form_id in created {
+            if let Some(form) = forms(form_id) {
+                crate::notify::enqueue_reached_milestones(conn, &form, now)?;
             }
         }
         Ok(outcomes)

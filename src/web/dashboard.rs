@@ -230,22 +230,6 @@ fn side_point(side: &crate::stats::Side) -> Option<(f64, Option<[f64; 2]>)> {
     side.estimate.flatten().map(|e| (e, side.ci.flatten()))
 }
 
-/// A question's label in `lang`, else its id.
-fn question_label(form: &Form, id: &str, lang: &str) -> String {
-    form.question(id)
-        .map_or_else(|| id.to_owned(), |q| super::pages::label_of(form, q, lang))
-}
-
-/// The label of answer `value` to `question` in `lang`, else the value itself.
-fn choice_label(form: &Form, question: &str, value: &str, lang: &str) -> String {
-    form.question(question)
-        .and_then(|q| form.choices_of(q).iter().find(|c| c.value == value))
-        .map_or_else(
-            || value.to_owned(),
-            |c| c.label.get(lang, form.default_language()).to_owned(),
-        )
-}
-
 /// Charts and the gap table of one form.
 #[utoipa::path(get, path = "/dashboard/{form}", tag = "planners",
     params(("form" = String, Path, description = "Form id"), Filter, LangQuery),
@@ -326,11 +310,11 @@ async fn form_page(
         _ => false,
     };
     // Question and answer labels in the planner's language.
-    let label = |id: &str| question_label(&form, id, lang);
+    let label = |id: &str| form.question_label(id, lang);
     let option_label = |question: &str, option: &Option<String>| {
         option
             .as_deref()
-            .map_or_else(String::new, |o| choice_label(&form, question, o, lang))
+            .map_or_else(String::new, |o| form.choice_label(question, o, lang))
     };
     let view: Vec<&Indicator> = report.report.indicators.iter().filter(in_view).collect();
 
@@ -435,7 +419,7 @@ async fn form_page(
         .iter()
         .map(|(value, n)| {
             let n = n.map_or_else(|| t.get("suppressed"), |c| c.to_string());
-            format!("{} {n}", choice_label(&form, sex, value, lang))
+            format!("{} {n}", form.choice_label(sex, value, lang))
         })
         .collect::<Vec<_>>()
         .join(", ");
@@ -512,7 +496,7 @@ async fn form_page(
         cell_label: by
             .as_ref()
             .zip(cell.as_ref())
-            .map(|(b, c)| choice_label(&form, b, c, lang)),
+            .map(|(b, c)| form.choice_label(b, c, lang)),
         gaps_caption: t.with("dash-gaps-caption", &[("alpha", Arg::Number(alpha))]),
         gaps,
         suppressed_note: (suppressed > 0).then(|| {

@@ -11,6 +11,7 @@ mod indicators;
 mod limits;
 mod metrics;
 mod openapi;
+mod optout;
 mod pages;
 mod planner;
 mod privacy;
@@ -180,7 +181,11 @@ pub fn configure(cfg: &mut web::ServiceConfig, limits: &RateLimits) {
     .service(private("/admin/audit").route(web::get().to(dashboard::audit)))
     .route(
         "/unsubscribe/{form}/{email}/{signature}",
-        web::get().to(pages::unsubscribe),
+        web::get().to(optout::page),
+    )
+    .route(
+        "/unsubscribe/{form}/{email}/{signature}",
+        web::post().to(optout::record),
     )
     .service(
         private("/login")

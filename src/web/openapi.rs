@@ -1,7 +1,7 @@
 //! `GET /api/openapi.json`: the OpenAPI 3.1 description generated from the handlers'
 //! `#[utoipa::path]` annotations and their request/response types.
 
-use super::{api, dashboard, exports, indicators, metrics, pages, privacy, session};
+use super::{api, dashboard, exports, indicators, metrics, optout, pages, privacy, session};
 use actix_web::HttpResponse;
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -31,7 +31,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         pages::index,
         pages::form_page,
         pages::form_submit,
-        pages::unsubscribe,
+        optout::page,
+        optout::record,
         dashboard::list,
         dashboard::form,
         dashboard::import,

@@ -226,7 +226,7 @@ pub async fn index(
     html(StatusCode::OK, page.render())
 }
 
-fn message(
+pub(super) fn message(
     state: &AppState,
     lang: &str,
     status: StatusCode,
@@ -834,39 +834,6 @@ pub async fn form_submit(
                 "unavailable-body",
                 Vec::new(),
             )
-        }
-    }
-}
-
-/// The `List-Unsubscribe` link of digests: a signed (form, email) pair opts the owner out.
-/// A signed link from a digest that stops that form's summaries for that owner.
-#[utoipa::path(get, path = "/unsubscribe/{form}/{email}/{signature}", tag = "owners",
-    params(("form" = String, Path), ("email" = String, Path), ("signature" = String, Path)),
-    responses(
-        (status = 200, description = "Unsubscribed", content_type = "text/html", body = String),
-        (status = 404, description = "Not a valid link", content_type = "text/html", body = String),
-        (status = 503, description = "The database is unavailable", content_type = "text/html", body = String)))]
-pub async fn unsubscribe(
-    state: web::Data<AppState>,
-    path: web::Path<(String, String, String)>,
-) -> HttpResponse {
-    let (form, email, signature) = path.into_inner();
-    if crate::notify::unsubscribe_signature(&state.secret, &email, &form) != signature {
-        return HttpResponse::NotFound().body("This link is not valid.");
-    }
-    match state
-        .db
-        .run(move |c| {
-            crate::db::outbox::opt_out(c, &email, &form).map_err(crate::db::DbError::from)
-        })
-        .await
-    {
-        Ok(()) => HttpResponse::Ok()
-            .content_type("text/plain; charset=utf-8")
-            .body("You will not receive summaries of this survey any more."),
-        Err(err) => {
-            tracing::error!(error = %err, "recording an opt-out failed");
-            HttpResponse::ServiceUnavailable().body("Please try again in a moment.")
         }
     }
 }

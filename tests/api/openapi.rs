@@ -56,7 +56,7 @@ async fn every_route_is_described() {
         ("/metrics", &["get"]),
         ("/api/openapi.json", &["get"]),
         ("/f/{form}", &["get", "post"]),
-        ("/unsubscribe/{form}/{email}/{signature}", &["get"]),
+        ("/unsubscribe/{form}/{email}/{signature}", &["get", "post"]),
         ("/login", &["get", "post"]),
         ("/logout", &["post"]),
         ("/dashboard", &["get"]),

@@ -248,16 +248,15 @@ async fn admins_see_the_dashboard_gaps_and_the_audit_log() {
             form_id: FORM.into(),
             recipient: "gone@example.org".into(),
             payload: "{}".into(),
-            status: "pending".into(),
+            status: "failed".into(),
             attempts: 8,
             next_attempt_at: now,
             locked_until: None,
-            last_error: None,
+            last_error: Some("550 <script>mailbox unavailable".into()),
             created_at: now,
             sent_at: None,
         };
         assert!(outbox::enqueue(&mut conn, &row).expect("enqueue"));
-        outbox::mark_failed(&mut conn, "n1", "550 <script>mailbox unavailable").expect("fail");
     }
     let client = browser_like();
     assert_eq!(
@@ -276,6 +275,15 @@ async fn admins_see_the_dashboard_gaps_and_the_audit_log() {
     .await
     .expect("html");
     assert!(page.contains("Largest and most significant gaps (Podilskyi)"));
+    let list = open(&app, &client, "/dashboard")
+        .await
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        list.contains("Audit log: exports, imports, deletions and failed notifications</a>"),
+        "admins find failed mail from the dashboard: {list}"
+    );
     assert!(
         page.contains("<option value=\"podilskyi\" selected>Podilskyi</option>")
             && page.contains("<option value=\"district\" selected>District</option>"),

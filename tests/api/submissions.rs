@@ -349,7 +349,7 @@ async fn forms_are_listed_and_described(app: TestApp) {
     assert_eq!(health.status(), 200);
 }
 
-/// The writer counts a form's responses only up to its largest milestone plus the batch
+/// The writer counts a form's responses only just past its largest milestone
 /// (counting them all per batch slowed it as the table grew): the capped count is exact
 /// up to the cap and `cap + 1` beyond it.
 async fn capped_count_is_exact_up_to_the_cap(app: TestApp) {
